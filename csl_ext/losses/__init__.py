@@ -1,0 +1,5 @@
+"""Contrastive losses over the fused ops (csl_ext.ops)."""
+from csl_ext.losses.info_nce import InfoNCELoss, info_nce
+from csl_ext.losses.nt_xent import NTXentLoss, nt_xent
+
+__all__ = ["nt_xent", "NTXentLoss", "info_nce", "InfoNCELoss"]

@@ -1,0 +1,5 @@
+"""Compiled ops of csl_ext with their pure-PyTorch references."""
+from csl_ext.ops.info_nce_lse import info_nce_lse
+from csl_ext.ops.reference import info_nce_lse_reference, info_nce_logits_reference
+
+__all__ = ["info_nce_lse", "info_nce_lse_reference", "info_nce_logits_reference"]

@@ -1,0 +1,82 @@
+// CUDA registration of the fused InfoNCE op: the tiled driver bound to the
+// kernels of info_nce_lse_kernel.cu. Compiled only in CUDA builds.
+#include <ATen/ATen.h>
+#include <ATen/Dispatch.h>
+#include <c10/cuda/CUDAException.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+#include <torch/library.h>
+
+#include "../info_nce_lse_entry.h"
+#include "info_nce_lse_launch.h"
+
+namespace csl_ext {
+namespace {
+
+void info_nce_logits_and_lse_cuda(at::Tensor& tile, at::Tensor& lse,
+                                  const InfoNceParams& params, int64_t row0) {
+  AT_DISPATCH_FLOATING_TYPES(tile.scalar_type(), "info_nce_logits_and_lse", [&] {
+    C10_CUDA_CHECK(launch_info_nce_logits_and_lse<scalar_t>(
+        tile.data_ptr<scalar_t>(),
+        lse.defined() ? lse.data_ptr<scalar_t>() : nullptr, tile.size(0),
+        tile.size(1), params, row0, c10::cuda::getCurrentCUDAStream()));
+  });
+}
+
+void info_nce_score_grad_cuda(at::Tensor& tile, const at::Tensor& lse,
+                              const at::Tensor& row_scale,
+                              const InfoNceParams& params, int64_t row0) {
+  AT_DISPATCH_FLOATING_TYPES(tile.scalar_type(), "info_nce_score_grad", [&] {
+    C10_CUDA_CHECK(launch_info_nce_score_grad<scalar_t>(
+        tile.data_ptr<scalar_t>(), lse.data_ptr<scalar_t>(),
+        row_scale.data_ptr<scalar_t>(), tile.size(0), tile.size(1), params,
+        row0, c10::cuda::getCurrentCUDAStream()));
+  });
+}
+
+// Larger tiles than on CPU: enough rows to fill the GPU's GEMMs.
+const InfoNceEpilogue kCudaEpilogue{&info_nce_logits_and_lse_cuda,
+                                    &info_nce_score_grad_cuda,
+                                    /*tile_elements=*/int64_t{1} << 24};
+
+at::Tensor info_nce_lse_forward_cuda(const at::Tensor& anchors,
+                                     const at::Tensor& candidates,
+                                     double scale, double softcap,
+                                     int64_t mask, int64_t block_size,
+                                     int64_t row_offset) {
+  const c10::cuda::CUDAGuard guard(anchors.device());
+  return info_nce_lse_forward_kernel(kCudaEpilogue, anchors, candidates, scale,
+                                     softcap, mask, block_size, row_offset);
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> info_nce_lse_with_grad_cuda(
+    const at::Tensor& anchors, const at::Tensor& candidates,
+    const at::Tensor& row_weight, double scale, double softcap, int64_t mask,
+    int64_t block_size, int64_t row_offset) {
+  const c10::cuda::CUDAGuard guard(anchors.device());
+  return info_nce_lse_with_grad_kernel(kCudaEpilogue, anchors, candidates,
+                                       row_weight, scale, softcap, mask,
+                                       block_size, row_offset);
+}
+
+std::tuple<at::Tensor, at::Tensor> info_nce_lse_backward_cuda(
+    const at::Tensor& grad_lse, const at::Tensor& anchors,
+    const at::Tensor& candidates, const at::Tensor& lse, double scale,
+    double softcap, int64_t mask, int64_t block_size, int64_t row_offset,
+    bool need_anchors, bool need_candidates) {
+  const c10::cuda::CUDAGuard guard(anchors.device());
+  return info_nce_lse_backward_kernel(kCudaEpilogue, grad_lse, anchors,
+                                      candidates, lse, scale, softcap, mask,
+                                      block_size, row_offset, need_anchors,
+                                      need_candidates);
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(csl_ext, CUDA, m) {
+  m.impl("info_nce_lse", &info_nce_lse_forward_cuda);
+  m.impl("info_nce_lse_with_grad", &info_nce_lse_with_grad_cuda);
+  m.impl("info_nce_lse_backward", &info_nce_lse_backward_cuda);
+}
+
+}  // namespace csl_ext
