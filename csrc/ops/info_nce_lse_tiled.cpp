@@ -1,30 +1,108 @@
 #include "info_nce_lse_tiled.h"
 
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 #include <c10/util/Exception.h>
 
 #include <algorithm>
+#include <limits>
+#include <vector>
 
 namespace csl_ext {
 namespace {
 
-bool is_reduced_precision(const at::Tensor& t) {
-  return t.scalar_type() == at::kHalf || t.scalar_type() == at::kBFloat16;
-}
+constexpr double kNegInf = -std::numeric_limits<double>::infinity();
 
 // Half and bfloat16 inputs are computed in float32 (fp32 accumulation);
 // float and double in their own precision.
 at::ScalarType compute_dtype(const at::Tensor& t) {
-  return is_reduced_precision(t) ? at::kFloat : t.scalar_type();
+  const auto type = t.scalar_type();
+  return (type == at::kHalf || type == at::kBFloat16) ? at::kFloat : type;
 }
 
 at::Tensor as_compute(const at::Tensor& t) {
   return t.to(compute_dtype(t)).contiguous();
 }
 
-int64_t rows_per_tile(const InfoNceEpilogue& epilogue, int64_t n, int64_t m) {
-  return std::max<int64_t>(1, std::min<int64_t>(n, epilogue.tile_elements /
-                                                       std::max<int64_t>(m, 1)));
+// What one pass over the tiles reads and writes. Forward passes write `lse`;
+// the backward reads `saved_lse`. `row_scale` multiplies each row's softmax:
+// the loss weights (with-grad) or the incoming gradient (backward).
+struct TilePass {
+  at::Tensor anchors;     // N x D, compute dtype, contiguous
+  at::Tensor candidates;  // M x D
+  at::Tensor lse;         // N, written when defined
+  at::Tensor saved_lse;   // N, read when defined (backward)
+  at::Tensor row_scale;   // N, defined when gradients are computed
+  at::Tensor grad_a;      // N x D, written when defined
+  bool need_grad_b = false;
+};
+
+// Processes anchor rows [begin, end) in tiles of `rows`, accumulating dB into
+// grad_b (M x D) when the pass needs it.
+void run_row_range(const TilePass& pass, const InfoNceParams& params,
+                   const InfoNceEpilogue& epilogue, int64_t begin, int64_t end,
+                   int64_t rows, at::Tensor& workspace, at::Tensor& grad_b) {
+  const auto candidates_t = pass.candidates.t();  // D x M
+  const bool gradients = pass.row_scale.defined();
+  for (int64_t r0 = begin; r0 < end; r0 += rows) {
+    const int64_t r = std::min(rows, end - r0);
+    auto tile = workspace.narrow(0, 0, r);  // R x M scores
+    const auto anchors_rows = pass.anchors.narrow(0, r0, r);
+    at::addmm_out(tile, tile, anchors_rows, candidates_t, /*beta=*/0,
+                  /*alpha=*/params.scale);
+    at::Tensor lse_rows;  // undefined: logits only (backward)
+    if (pass.lse.defined()) lse_rows = pass.lse.narrow(0, r0, r);
+    epilogue.logits_and_lse(tile, lse_rows, params, r0);
+    if (!gradients) continue;
+    const auto softmax_lse =
+        pass.saved_lse.defined() ? pass.saved_lse.narrow(0, r0, r) : lse_rows;
+    epilogue.score_grad(tile, softmax_lse, pass.row_scale.narrow(0, r0, r),
+                        params, r0);
+    if (pass.grad_a.defined()) {
+      auto grad_a_rows = pass.grad_a.narrow(0, r0, r);
+      at::addmm_out(grad_a_rows, grad_a_rows, tile, pass.candidates, 0,
+                    params.scale);
+    }
+    if (pass.need_grad_b) grad_b.addmm_(tile.t(), anchors_rows, 1, params.scale);
+  }
+}
+
+// Runs the pass over all rows; returns dB (M x D) when the pass needs it.
+at::Tensor run_pass(const TilePass& pass, const InfoNceParams& params,
+                    const InfoNceEpilogue& epilogue) {
+  const int64_t n = pass.anchors.size(0);
+  const int64_t m = pass.candidates.size(0);
+  const auto opts = pass.anchors.options();
+  auto new_grad_b = [&] {
+    return pass.need_grad_b ? at::zeros({m, pass.anchors.size(1)}, opts)
+                            : at::Tensor();
+  };
+  if (n == 0 || m == 0) return new_grad_b();
+  const int64_t rows = std::max<int64_t>(
+      1, std::min<int64_t>(n, epilogue.tile_elements / m));
+  const int64_t blocks = (n + rows - 1) / rows;
+  if (!epilogue.parallel_row_blocks || blocks == 1) {
+    auto workspace = at::empty({rows, m}, opts);
+    auto grad_b = new_grad_b();
+    run_row_range(pass, params, epilogue, 0, n, rows, workspace, grad_b);
+    return grad_b;
+  }
+  // One contiguous range of blocks per thread, each with its own workspace
+  // and dB partial; ops called inside the region run single-threaded.
+  std::vector<at::Tensor> partials(at::get_num_threads());
+  at::parallel_for(0, blocks, 1, [&](int64_t first, int64_t last) {
+    auto workspace = at::empty({rows, m}, opts);
+    auto grad_b = new_grad_b();
+    run_row_range(pass, params, epilogue, first * rows,
+                  std::min(n, last * rows), rows, workspace, grad_b);
+    partials[at::get_thread_num()] = grad_b;
+  });
+  at::Tensor total;
+  for (const auto& partial : partials) {  // thread order: deterministic
+    if (!partial.defined()) continue;
+    total = total.defined() ? total.add_(partial) : partial;
+  }
+  return total.defined() ? total : new_grad_b();
 }
 
 }  // namespace
@@ -72,8 +150,7 @@ InfoNceParams info_nce_check_args(const at::Tensor& anchors,
   params.row_offset = row_offset;
   if (params.mask == InfoNceMask::kDiag) {
     TORCH_CHECK(row_offset + n <= m,
-                "info_nce_lse: mask 'diag' needs N + row_offset <= M (N == M "
-                "without offset), got N=",
+                "info_nce_lse: mask 'diag' needs N + row_offset <= M, got N=",
                 n, ", M=", m, ", row_offset=", row_offset);
   }
   if (params.mask == InfoNceMask::kBlock) {
@@ -85,124 +162,66 @@ InfoNceParams info_nce_check_args(const at::Tensor& anchors,
   return params;
 }
 
-at::Tensor info_nce_lse_forward_tiled(const at::Tensor& anchors_in,
-                                      const at::Tensor& candidates_in,
+at::Tensor info_nce_lse_forward_tiled(const at::Tensor& anchors,
+                                      const at::Tensor& candidates,
                                       const InfoNceParams& params,
                                       const InfoNceEpilogue& epilogue) {
-  const int64_t n = anchors_in.size(0);
-  const int64_t m = candidates_in.size(0);
-  const auto dtype = compute_dtype(anchors_in);
-  auto lse = at::empty({n}, anchors_in.options().dtype(dtype));
-  if (n == 0) return lse;
-  if (m == 0) return lse.fill_(-std::numeric_limits<double>::infinity());
-
-  const auto anchors = as_compute(anchors_in);
-  const auto candidates_t = as_compute(candidates_in).t();  // D x M
-  const int64_t rows = rows_per_tile(epilogue, n, m);
-  auto workspace = at::empty({rows, m}, anchors.options());
-  for (int64_t r0 = 0; r0 < n; r0 += rows) {
-    const int64_t r = std::min(rows, n - r0);
-    auto tile = workspace.narrow(0, 0, r);  // R x M scores
-    at::addmm_out(tile, tile, anchors.narrow(0, r0, r), candidates_t,
-                  /*beta=*/0, /*alpha=*/params.scale);
-    auto lse_rows = lse.narrow(0, r0, r);
-    epilogue.logits_and_lse(tile, lse_rows, params, r0);
-  }
-  return lse;
+  TilePass pass;
+  pass.anchors = as_compute(anchors);
+  pass.candidates = as_compute(candidates);
+  // -inf stays for every row when there is no candidate at all.
+  pass.lse = at::full({anchors.size(0)}, kNegInf, pass.anchors.options());
+  run_pass(pass, params, epilogue);
+  return pass.lse;
 }
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor> info_nce_lse_with_grad_tiled(
-    const at::Tensor& anchors_in, const at::Tensor& candidates_in,
-    const at::Tensor& row_weight_in, const InfoNceParams& params,
+    const at::Tensor& anchors, const at::Tensor& candidates,
+    const at::Tensor& row_weight, const InfoNceParams& params,
     const InfoNceEpilogue& epilogue) {
-  TORCH_CHECK(row_weight_in.dim() == 1 &&
-                  row_weight_in.size(0) == anchors_in.size(0),
+  TORCH_CHECK(row_weight.dim() == 1 && row_weight.size(0) == anchors.size(0),
               "info_nce_lse: row_weight must have shape (N,) = (",
-              anchors_in.size(0), ",), got ", row_weight_in.sizes());
-  const int64_t n = anchors_in.size(0);
-  const int64_t m = candidates_in.size(0);
-  const auto dtype = compute_dtype(anchors_in);
-  auto lse = at::empty({n}, anchors_in.options().dtype(dtype));
-  auto grad_a = at::zeros({n, anchors_in.size(1)}, lse.options());
-  auto grad_b = at::zeros({m, anchors_in.size(1)}, lse.options());
-  if (n > 0 && m == 0) lse.fill_(-std::numeric_limits<double>::infinity());
-  if (n > 0 && m > 0) {
-    const auto anchors = as_compute(anchors_in);
-    const auto candidates = as_compute(candidates_in);
-    const auto candidates_t = candidates.t();
-    const auto row_weight = row_weight_in.to(dtype).contiguous();
-    const int64_t rows = rows_per_tile(epilogue, n, m);
-    auto workspace = at::empty({rows, m}, anchors.options());
-    for (int64_t r0 = 0; r0 < n; r0 += rows) {
-      const int64_t r = std::min(rows, n - r0);
-      auto tile = workspace.narrow(0, 0, r);
-      const auto anchors_rows = anchors.narrow(0, r0, r);
-      at::addmm_out(tile, tile, anchors_rows, candidates_t, 0, params.scale);
-      auto lse_rows = lse.narrow(0, r0, r);
-      epilogue.logits_and_lse(tile, lse_rows, params, r0);
-      epilogue.score_grad(tile, lse_rows, row_weight.narrow(0, r0, r), params,
-                          r0);
-      auto grad_a_rows = grad_a.narrow(0, r0, r);
-      at::addmm_out(grad_a_rows, grad_a_rows, tile, candidates, 0,
-                    params.scale);
-      grad_b.addmm_(tile.t(), anchors_rows, 1, params.scale);
-    }
-  }
+              anchors.size(0), ",), got ", row_weight.sizes());
+  TilePass pass;
+  pass.anchors = as_compute(anchors);
+  pass.candidates = as_compute(candidates);
+  const auto opts = pass.anchors.options();
+  pass.lse = at::full({anchors.size(0)}, kNegInf, opts);
+  pass.row_scale = row_weight.to(opts.dtype()).contiguous();
+  pass.grad_a = at::zeros_like(pass.anchors);
+  pass.need_grad_b = true;
+  auto grad_b = run_pass(pass, params, epilogue);
   // Kept in the compute dtype: the backward rescales them before casting.
-  return {lse, grad_a, grad_b};
+  return {pass.lse, pass.grad_a, grad_b};
 }
 
 std::tuple<at::Tensor, at::Tensor> info_nce_lse_backward_tiled(
-    const at::Tensor& grad_lse_in, const at::Tensor& anchors_in,
-    const at::Tensor& candidates_in, const at::Tensor& lse_in,
+    const at::Tensor& grad_lse, const at::Tensor& anchors,
+    const at::Tensor& candidates, const at::Tensor& lse,
     const InfoNceParams& params, bool need_anchors, bool need_candidates,
     const InfoNceEpilogue& epilogue) {
-  const int64_t n = anchors_in.size(0);
-  const int64_t m = candidates_in.size(0);
-  TORCH_CHECK(grad_lse_in.dim() == 1 && grad_lse_in.size(0) == n,
+  const int64_t n = anchors.size(0);
+  TORCH_CHECK(grad_lse.dim() == 1 && grad_lse.size(0) == n,
               "info_nce_lse_backward: grad_lse must have shape (N,), got ",
-              grad_lse_in.sizes());
-  TORCH_CHECK(lse_in.dim() == 1 && lse_in.size(0) == n,
+              grad_lse.sizes());
+  TORCH_CHECK(lse.dim() == 1 && lse.size(0) == n,
               "info_nce_lse_backward: lse must have shape (N,), got ",
-              lse_in.sizes());
-  const auto dtype = compute_dtype(anchors_in);
-  const auto opts = anchors_in.options().dtype(dtype);
-  at::Tensor grad_a, grad_b;
-  if (need_anchors) grad_a = at::zeros({n, anchors_in.size(1)}, opts);
-  if (need_candidates) grad_b = at::zeros({m, anchors_in.size(1)}, opts);
-  if (n > 0 && m > 0 && (need_anchors || need_candidates)) {
-    const auto anchors = as_compute(anchors_in);
-    const auto candidates = as_compute(candidates_in);
-    const auto candidates_t = candidates.t();
-    const auto grad_lse = grad_lse_in.to(dtype).contiguous();
-    const auto lse = lse_in.to(dtype).contiguous();
-    const int64_t rows = rows_per_tile(epilogue, n, m);
-    auto workspace = at::empty({rows, m}, opts);
-    for (int64_t r0 = 0; r0 < n; r0 += rows) {
-      const int64_t r = std::min(rows, n - r0);
-      auto tile = workspace.narrow(0, 0, r);
-      const auto anchors_rows = anchors.narrow(0, r0, r);
-      at::addmm_out(tile, tile, anchors_rows, candidates_t, 0, params.scale);
-      at::Tensor no_lse;  // the saved lse is reused: logits only
-      epilogue.logits_and_lse(tile, no_lse, params, r0);
-      epilogue.score_grad(tile, lse.narrow(0, r0, r),
-                          grad_lse.narrow(0, r0, r), params, r0);
-      if (need_anchors) {
-        auto grad_a_rows = grad_a.narrow(0, r0, r);
-        at::addmm_out(grad_a_rows, grad_a_rows, tile, candidates, 0,
-                      params.scale);
-      }
-      if (need_candidates) {
-        grad_b.addmm_(tile.t(), anchors_rows, 1, params.scale);
-      }
-    }
-  }
+              lse.sizes());
+  TilePass pass;
+  pass.anchors = as_compute(anchors);
+  pass.candidates = as_compute(candidates);
+  const auto dtype = pass.anchors.scalar_type();
+  pass.saved_lse = lse.to(dtype).contiguous();
+  pass.row_scale = grad_lse.to(dtype).contiguous();
+  if (need_anchors) pass.grad_a = at::zeros_like(pass.anchors);
+  pass.need_grad_b = need_candidates;
+  at::Tensor grad_b;
+  if (need_anchors || need_candidates) grad_b = run_pass(pass, params, epilogue);
   // A gradient that was not asked for is an empty (0,) tensor.
-  grad_a = need_anchors ? grad_a.to(anchors_in.scalar_type())
-                        : at::empty({0}, anchors_in.options());
-  grad_b = need_candidates ? grad_b.to(candidates_in.scalar_type())
-                           : at::empty({0}, candidates_in.options());
-  return {grad_a, grad_b};
+  return {need_anchors ? pass.grad_a.to(anchors.scalar_type())
+                       : at::empty({0}, anchors.options()),
+          need_candidates ? grad_b.to(candidates.scalar_type())
+                          : at::empty({0}, candidates.options())};
 }
 
 }  // namespace csl_ext

@@ -5,6 +5,13 @@
 // a per-device epilogue; the gradient GEMMs (dA = dS.B, dB += dS^T.A) follow
 // on the same tile. Only the epilogue differs between CPU and CUDA, so the
 // loop and its GEMMs are written once here with ATen calls.
+//
+// On CPU the row blocks are spread over threads (at::parallel_for), each with
+// its own workspace, single-threaded GEMMs and its own dB partial sum; the
+// partials are added in thread order at the end. One parallel region per op
+// call instead of several per tile: no barrier per tile, which matters when
+// other processes share the cores. On CUDA the blocks run in order on the
+// current stream.
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -29,6 +36,8 @@ struct InfoNceEpilogue {
                      int64_t row0);
   // Workspace budget in elements; the row block is budget / M rows.
   int64_t tile_elements;
+  // Spread row blocks over CPU threads (see above); false on CUDA.
+  bool parallel_row_blocks;
 };
 
 // Checks the arguments and returns the parameters; throws c10::Error with a
