@@ -52,12 +52,19 @@ void run_row_range(const TilePass& pass, const InfoNceParams& params,
                   /*alpha=*/params.scale);
     at::Tensor lse_rows;  // undefined: logits only (backward)
     if (pass.lse.defined()) lse_rows = pass.lse.narrow(0, r0, r);
-    epilogue.logits_and_lse(tile, lse_rows, params, r0);
-    if (!gradients) continue;
-    const auto softmax_lse =
-        pass.saved_lse.defined() ? pass.saved_lse.narrow(0, r0, r) : lse_rows;
-    epilogue.score_grad(tile, softmax_lse, pass.row_scale.narrow(0, r0, r),
-                        params, r0);
+    if (gradients && lse_rows.defined() &&
+        epilogue.logits_lse_and_score_grad != nullptr) {
+      epilogue.logits_lse_and_score_grad(
+          tile, lse_rows, pass.row_scale.narrow(0, r0, r), params, r0);
+    } else {
+      epilogue.logits_and_lse(tile, lse_rows, params, r0);
+      if (!gradients) continue;
+      const auto softmax_lse = pass.saved_lse.defined()
+                                   ? pass.saved_lse.narrow(0, r0, r)
+                                   : lse_rows;
+      epilogue.score_grad(tile, softmax_lse, pass.row_scale.narrow(0, r0, r),
+                          params, r0);
+    }
     if (pass.grad_a.defined()) {
       auto grad_a_rows = pass.grad_a.narrow(0, r0, r);
       at::addmm_out(grad_a_rows, grad_a_rows, tile, pass.candidates, 0,

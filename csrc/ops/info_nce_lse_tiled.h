@@ -34,6 +34,11 @@ struct InfoNceEpilogue {
   void (*score_grad)(at::Tensor& tile, const at::Tensor& lse,
                      const at::Tensor& row_scale, const InfoNceParams& params,
                      int64_t row0);
+  // Optional (nullptr: the two above in turn): both at once for the forward
+  // that also computes gradients, e.g. with one exp per entry instead of two.
+  void (*logits_lse_and_score_grad)(at::Tensor& tile, at::Tensor& lse,
+                                    const at::Tensor& row_scale,
+                                    const InfoNceParams& params, int64_t row0);
   // Workspace budget in elements; the row block is budget / M rows.
   int64_t tile_elements;
   // Spread row blocks over CPU threads (see above); false on CUDA.

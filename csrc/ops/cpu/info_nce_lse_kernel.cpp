@@ -56,60 +56,115 @@ inline float softcap_approx(float x, float cap) {
   return std::copysign(cap * (1.0f - e) / (1.0f + e), x);
 }
 
-CSL_CPU_CLONES void cap_row(float* row, int64_t m, float cap) {
-  for (int64_t j = 0; j < m; ++j) row[j] = softcap_approx(row[j], cap);
+inline double exp_exact(double x) { return std::exp(x); }
+inline double softcap_exact(double x, double cap) {
+  return info_nce_softcap(x, cap);
 }
 
-CSL_CPU_CLONES float max_row(const float* row, int64_t m) {
-  float best = -std::numeric_limits<float>::infinity();
+// Row loops, written once for both precisions; Exp and Cap are compile-time
+// constants so they inline and the loops vectorise.
+template <typename T, T (*Cap)(T, T)>
+inline void cap_row_impl(T* row, int64_t m, T cap) {
+  for (int64_t j = 0; j < m; ++j) row[j] = Cap(row[j], cap);
+}
+
+template <typename T>
+inline T max_row_impl(const T* row, int64_t m) {
+  T best = -std::numeric_limits<T>::infinity();
 #pragma omp simd reduction(max : best)
-  for (int64_t j = 0; j < m; ++j) best = std::max(best, row[j]);
+  for (int64_t j = 0; j < m; ++j) best = row[j] > best ? row[j] : best;
   return best;
 }
 
-CSL_CPU_CLONES float sum_exp_row(const float* row, int64_t m, float shift) {
-  float sum = 0.0f;
+template <typename T, T (*Exp)(T)>
+inline T sum_exp_row_impl(const T* row, int64_t m, T shift) {
+  T sum = 0;
 #pragma omp simd reduction(+ : sum)
-  for (int64_t j = 0; j < m; ++j) sum += exp_approx(row[j] - shift);
+  for (int64_t j = 0; j < m; ++j) sum += Exp(row[j] - shift);
   return sum;
 }
 
-CSL_CPU_CLONES void grad_row(float* row, int64_t m, float lse, float weight,
-                             float cap) {
-  if (cap > 0.0f) {
-    const float inv_cap = 1.0f / cap;
+// row: logits -> weight * exp(l - lse) * dl/ds.
+template <typename T, T (*Exp)(T)>
+inline void grad_row_impl(T* row, int64_t m, T lse, T weight, T cap) {
+  if (cap > 0) {
+    const T inv_cap = T(1) / cap;
     for (int64_t j = 0; j < m; ++j) {
-      const float t = row[j] * inv_cap;  // tanh of the raw score
-      row[j] = weight * exp_approx(row[j] - lse) * (1.0f - t * t);
+      const T t = row[j] * inv_cap;  // tanh of the raw score
+      row[j] = weight * Exp(row[j] - lse) * (T(1) - t * t);
     }
   } else {
+    for (int64_t j = 0; j < m; ++j) row[j] = weight * Exp(row[j] - lse);
+  }
+}
+
+// The forward-with-gradient row in one exp per entry: row: logits ->
+// exp(l - max) * dl/ds, returning sum_j exp(l - max); the caller rescales.
+template <typename T, T (*Exp)(T)>
+inline T exp_and_grad_row_impl(T* row, int64_t m, T row_max, T cap) {
+  T sum = 0;
+  if (cap > 0) {
+    const T inv_cap = T(1) / cap;
+#pragma omp simd reduction(+ : sum)
     for (int64_t j = 0; j < m; ++j) {
-      row[j] = weight * exp_approx(row[j] - lse);
+      const T t = row[j] * inv_cap;
+      const T e = Exp(row[j] - row_max);
+      sum += e;
+      row[j] = e * (T(1) - t * t);
+    }
+  } else {
+#pragma omp simd reduction(+ : sum)
+    for (int64_t j = 0; j < m; ++j) {
+      const T e = Exp(row[j] - row_max);
+      sum += e;
+      row[j] = e;
     }
   }
+  return sum;
+}
+
+template <typename T>
+inline void scale_row_impl(T* row, int64_t m, T factor) {
+  for (int64_t j = 0; j < m; ++j) row[j] *= factor;
+}
+
+// float: cloned per instruction set. double: plain (tests, not speed).
+CSL_CPU_CLONES void cap_row(float* row, int64_t m, float cap) {
+  cap_row_impl<float, softcap_approx>(row, m, cap);
+}
+CSL_CPU_CLONES float max_row(const float* row, int64_t m) {
+  return max_row_impl(row, m);
+}
+CSL_CPU_CLONES float sum_exp_row(const float* row, int64_t m, float shift) {
+  return sum_exp_row_impl<float, exp_approx>(row, m, shift);
+}
+CSL_CPU_CLONES void grad_row(float* row, int64_t m, float lse, float weight,
+                             float cap) {
+  grad_row_impl<float, exp_approx>(row, m, lse, weight, cap);
+}
+CSL_CPU_CLONES float exp_and_grad_row(float* row, int64_t m, float row_max,
+                                      float cap) {
+  return exp_and_grad_row_impl<float, exp_approx>(row, m, row_max, cap);
+}
+CSL_CPU_CLONES void scale_row(float* row, int64_t m, float factor) {
+  scale_row_impl(row, m, factor);
 }
 
 void cap_row(double* row, int64_t m, double cap) {
-  for (int64_t j = 0; j < m; ++j) row[j] = info_nce_softcap(row[j], cap);
+  cap_row_impl<double, softcap_exact>(row, m, cap);
 }
-
-double max_row(const double* row, int64_t m) {
-  double best = -std::numeric_limits<double>::infinity();
-  for (int64_t j = 0; j < m; ++j) best = std::max(best, row[j]);
-  return best;
-}
-
+double max_row(const double* row, int64_t m) { return max_row_impl(row, m); }
 double sum_exp_row(const double* row, int64_t m, double shift) {
-  double sum = 0.0;
-  for (int64_t j = 0; j < m; ++j) sum += std::exp(row[j] - shift);
-  return sum;
+  return sum_exp_row_impl<double, exp_exact>(row, m, shift);
 }
-
 void grad_row(double* row, int64_t m, double lse, double weight, double cap) {
-  for (int64_t j = 0; j < m; ++j) {
-    row[j] = weight * std::exp(row[j] - lse) *
-             info_nce_softcap_grad(row[j], cap);
-  }
+  grad_row_impl<double, exp_exact>(row, m, lse, weight, cap);
+}
+double exp_and_grad_row(double* row, int64_t m, double row_max, double cap) {
+  return exp_and_grad_row_impl<double, exp_exact>(row, m, row_max, cap);
+}
+void scale_row(double* row, int64_t m, double factor) {
+  scale_row_impl(row, m, factor);
 }
 
 // Sets the entries of `row` that anchor `anchor` must not see to `value`:
@@ -177,6 +232,36 @@ void score_grad_rows(at::Tensor& tile, const at::Tensor& lse,
   });
 }
 
+template <typename T>
+void logits_lse_and_grad_rows(at::Tensor& tile, at::Tensor& lse,
+                              const at::Tensor& row_scale,
+                              const InfoNceParams& params, int64_t row0) {
+  const int64_t m = tile.size(1);
+  T* data = tile.data_ptr<T>();
+  T* lse_data = lse.data_ptr<T>();
+  const T* scale_data = row_scale.data_ptr<T>();
+  const T cap = static_cast<T>(params.softcap);
+  const T neg_inf = -std::numeric_limits<T>::infinity();
+  at::parallel_for(0, tile.size(0), kRowGrain, [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r) {
+      T* row = data + r * m;
+      const int64_t anchor = row0 + r + params.row_offset;
+      if (cap > 0) cap_row(row, m, cap);
+      fill_masked(row, m, params, anchor, neg_inf);
+      const T row_max = max_row(row, m);
+      if (row_max == neg_inf) {  // every candidate masked: no gradient
+        lse_data[r] = neg_inf;
+        std::fill(row, row + m, T(0));
+        continue;
+      }
+      const T sum = exp_and_grad_row(row, m, row_max, cap);
+      lse_data[r] = row_max + std::log(sum);
+      scale_row(row, m, scale_data[r] / sum);
+      fill_masked(row, m, params, anchor, T(0));
+    }
+  });
+}
+
 void info_nce_logits_and_lse_cpu(at::Tensor& tile, at::Tensor& lse,
                                  const InfoNceParams& params, int64_t row0) {
   AT_DISPATCH_FLOATING_TYPES(tile.scalar_type(), "info_nce_logits_and_lse", [&] {
@@ -192,9 +277,19 @@ void info_nce_score_grad_cpu(at::Tensor& tile, const at::Tensor& lse,
   });
 }
 
+void info_nce_logits_lse_and_grad_cpu(at::Tensor& tile, at::Tensor& lse,
+                                      const at::Tensor& row_scale,
+                                      const InfoNceParams& params,
+                                      int64_t row0) {
+  AT_DISPATCH_FLOATING_TYPES(tile.scalar_type(), "info_nce_lse_and_grad", [&] {
+    logits_lse_and_grad_rows<scalar_t>(tile, lse, row_scale, params, row0);
+  });
+}
+
 // 2^20 floats (4 MiB) per thread: e.g. 128 rows of 8192 candidates.
 const InfoNceEpilogue kCpuEpilogue{&info_nce_logits_and_lse_cpu,
                                    &info_nce_score_grad_cpu,
+                                   &info_nce_logits_lse_and_grad_cpu,
                                    /*tile_elements=*/int64_t{1} << 20,
                                    /*parallel_row_blocks=*/true};
 

@@ -37,6 +37,7 @@ void info_nce_score_grad_cuda(at::Tensor& tile, const at::Tensor& lse,
 // Larger tiles than on CPU: enough rows to fill the GPU's GEMMs.
 const InfoNceEpilogue kCudaEpilogue{&info_nce_logits_and_lse_cuda,
                                     &info_nce_score_grad_cuda,
+                                    /*logits_lse_and_score_grad=*/nullptr,
                                     /*tile_elements=*/int64_t{1} << 24,
                                     /*parallel_row_blocks=*/false};
 
