@@ -8,7 +8,7 @@ import torch
 from csl_ext._extension import has_extension, warn_fallback
 from csl_ext.ops._checks import check_tensor
 
-__all__ = ["patchify", "patchify_reference", "patch_grid"]
+__all__ = ["patchify", "patchify_reference", "patch_grid", "unpatchify"]
 
 
 def patch_grid(size: int, patch_size: int, stride: int) -> int:
@@ -48,6 +48,29 @@ def patchify(images: torch.Tensor, patch_size: int, stride: int) -> torch.Tensor
         warn_fallback("patchify")
         return patchify_reference(images, patch_size, stride)
     return torch.ops.csl_ext.patchify(images, patch_size, stride)
+
+
+def unpatchify(patches: torch.Tensor, height: int, width: int, stride: int) -> torch.Tensor:
+    """Reassembles (B, nH, nW, C, p, p) patches into (B, C, height, width)
+    images, averaging where patches overlap (pixels no patch covers are 0).
+
+    The inverse of `patchify` for unchanged patches; after a per-patch
+    augmentation, each pixel is the mean of its patches' versions. Uses the
+    adjoint op (patchify's backward) divided by each pixel's patch count.
+    """
+    check_tensor("patches", patches, dim=6)
+    p = patches.shape[-1]
+    ones = torch.ones(1, 1, height, width, dtype=patches.dtype, device=patches.device)
+    if has_extension():
+        summed = torch.ops.csl_ext.patchify_backward(patches, height, width, p, stride)
+        count = torch.ops.csl_ext.patchify_backward(patchify(ones, p, stride), height, width, p, stride)
+    else:  # the adjoint through autograd of the reference
+        images = torch.zeros(patches.shape[0], patches.shape[3], height, width, dtype=patches.dtype, device=patches.device)
+        images.requires_grad_()
+        (summed,) = torch.autograd.grad(patchify_reference(images, p, stride), images, patches)
+        ones.requires_grad_()
+        (count,) = torch.autograd.grad(patchify_reference(ones, p, stride), ones, torch.ones_like(patchify_reference(ones, p, stride)))
+    return summed / count.clamp(min=1)
 
 
 def patchify_reference(images: torch.Tensor, patch_size: int, stride: int) -> torch.Tensor:
