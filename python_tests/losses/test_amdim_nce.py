@@ -67,11 +67,21 @@ def test_single_image_has_no_negatives():
 def test_many_tiles(monkeypatch):
     """The regulariser's tile loop with ragged tiles (3 anchors x 5 rows)."""
     monkeypatch.setattr(_AmdimNce, "TILE_ELEMENTS", 15)
-    anchor, positives = _maps(3, 4, 3, 5, torch.float64, "cpu")
+    anchor, positives = _maps(3, 20, 3, 5, torch.float64, "cpu")  # D large: tiled, not Gram
     got = torch.autograd.grad(sum(amdim_nce(anchor, positives)), (anchor, positives))
     want = torch.autograd.grad(sum(amdim_nce_reference(anchor, positives)), (anchor, positives))
     for g, r in zip(got, want):
         torch.testing.assert_close(g, r)
+
+
+@pytest.mark.parametrize("b,d,hw", [(6, 2, (3, 3)), (2, 9, (1, 2))])
+def test_both_regulariser_forms(b, d, hw):
+    """(6, 2, 3x3): the Gram form (D small); (2, 9, 1x2): the tiled scores."""
+    anchor, positives = _maps(b, d, *hw, torch.float64, "cpu")
+    got = amdim_nce(anchor, positives, reg_coef=1.0)[1]
+    want = amdim_nce_reference(anchor, positives, reg_coef=1.0)[1]
+    torch.testing.assert_close(got, want)
+    torch.testing.assert_close(torch.autograd.grad(got, (anchor, positives)), torch.autograd.grad(want, (anchor, positives)))
 
 
 def test_gradcheck(device):
