@@ -3,3 +3,7 @@ from csl_ext.ops.info_nce_lse import info_nce_lse
 from csl_ext.ops.reference import info_nce_lse_reference, info_nce_logits_reference
 
 __all__ = ["info_nce_lse", "info_nce_lse_reference", "info_nce_logits_reference"]
+from csl_ext.ops.masked_conv2d import masked_conv2d, masked_conv2d_reference, vertical_mask
+from csl_ext.ops.patchify import patch_grid, patchify, patchify_reference, unpatchify
+
+__all__ += ["patchify", "patchify_reference", "patch_grid", "unpatchify", "masked_conv2d", "masked_conv2d_reference", "vertical_mask"]
