@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 
@@ -21,6 +22,16 @@ def smooth_images(n: int, size: int, seed: int = 0) -> np.ndarray:
     sm /= (2 * k + 1) ** 2
     sm += rng.normal(0, 8, sm.shape)
     return np.clip(sm, 0, 255).astype(np.uint8)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """torchvision twins run in-process here (num_workers=0); one intra-op thread
+    avoids OpenMP spinning on the shared 2-core CI machines (10x slower convs)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="session")
