@@ -122,7 +122,8 @@ class DaliLoader:
                     s = torch.tensor(self.cfg.std, device=img01.device).view(1, 3, 1, 1)
                     extra.append((img01 - m) / s)
             if self.has_labels:
-                views.append(out["labels"].view(-1).long())
+                # labels come from a CPU reader even in a GPU pipeline
+                views.append(out["labels"].view(-1).long().to(self.device, non_blocking=True))
             yield tuple(views + extra)
 
 

@@ -114,3 +114,15 @@ def test_bad_inputs_raise_value_error(images16):
             aug.loader(device="cpu")
         with pytest.raises(ValueError, match="return_images"):
             aug.loader(images16, return_images=True, device="cpu")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("method", ALL)
+def test_gpu_pipeline_outputs_on_cuda(method, images16, make_images, write_folder):
+    aug = make_augmentation(method, 16, backend=backend_or_skip("dali"))
+    (b,) = list(aug.loader(images16[:8], np.arange(8), batch_size=8, device="cuda"))
+    assert all(t.device.type == "cuda" for t in b)
+    check_batch(method, [t.cpu() for t in b], 8, 16)
+    root = write_folder(make_images(4, 24), [0, 1, 0, 1], ext="jpg")  # "mixed" decoding
+    (b,) = list(aug.loader(file_root=root, batch_size=4, device="cuda"))
+    assert all(t.device.type == "cuda" for t in b)
