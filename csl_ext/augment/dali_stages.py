@@ -35,12 +35,12 @@ def _factor(strength: float):
 def random_resized_crop(x, size: int, scale, ratio):
     """Random area fraction ``scale`` and aspect ``ratio`` crop, resized to size x size."""
     return fn.random_resized_crop(x, size=[size, size], random_area=list(scale),
-                                  random_aspect_ratio=list(ratio), antialias=False)
+                                  random_aspect_ratio=list(ratio))
 
 
 def resize(x, size: int):
     """Resize to exactly size x size (file inputs of any size, views without a crop)."""
-    return fn.resize(x, size=[size, size], antialias=False)
+    return fn.resize(x, size=[size, size])
 
 
 def reflect_pad(x, pad: int):

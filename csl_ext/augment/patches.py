@@ -43,17 +43,28 @@ def patchify(images: torch.Tensor, patch_size: int, stride: int) -> torch.Tensor
     return images.unfold(2, patch_size, stride).unfold(3, patch_size, stride).permute(0, 2, 3, 1, 4, 5)
 
 
-def _coin(shape, p: float, device, generator) -> torch.Tensor:
-    return torch.rand(shape, device=device, generator=generator) < p
+def _pick(n: int, p: float, device, generator) -> torch.Tensor:
+    """Indices of the patches (of n) that a stage with probability p touches."""
+    return torch.nonzero(torch.rand(n, device=device, generator=generator) < p).squeeze(1)
 
 
-def _uniform(shape, lo: float, hi: float, device, generator) -> torch.Tensor:
-    return lo + (hi - lo) * torch.rand(shape, device=device, generator=generator)
+def _uniform(n: int, lo: float, hi: float, device, generator) -> torch.Tensor:
+    return (lo + (hi - lo) * torch.rand(n, device=device, generator=generator)).view(n, 1, 1, 1)
+
+
+def _luma(x: torch.Tensor) -> torch.Tensor:
+    """(P, 3, p, p) -> (P, 1, p, p) ITU-R 601 luma."""
+    return (x[:, 0:1] * _GRAY[0]).add_(x[:, 1:2], alpha=_GRAY[1]).add_(x[:, 2:3], alpha=_GRAY[2])
 
 
 def augment_patches(patches: torch.Tensor, cfg: PatchConfig,
                     generator: Optional[torch.Generator] = None) -> torch.Tensor:
     """Independent augmentation of every patch, on [0, 1] pixels.
+
+    Stages, each with one coin per patch: horizontal flip; brightness b then
+    contrast c around the patch's luma mean m (``clamp(b*c*x + b*m*(1-c), 0, 1)``,
+    one affine map); grayscale. Each stage gathers only the patches it selects and
+    writes them back, so a stage with p = 0.25 costs about a quarter pass.
 
     Args:
         patches: (B, nH, nW, 3, p, p) float in [0, 1].
@@ -61,36 +72,36 @@ def augment_patches(patches: torch.Tensor, cfg: PatchConfig,
         generator: torch RNG on ``patches.device`` for reproducibility.
 
     Returns:
-        (B, nH, nW, 3, p, p) float in [0, 1], a new tensor.
+        (B, nH, nW, 3, p, p) float in [0, 1], a new contiguous tensor.
     """
-    x = patches.float().clone()  # unfold output is a view with overlapping memory
-    shape = x.shape[:3] + (1, 1, 1)  # one draw per patch
-    dev = x.device
+    shape = patches.shape
+    # one dense copy: unfold's overlapping windows share memory, and we write in place
+    x = torch.empty(shape, dtype=torch.float32, device=patches.device).copy_(patches)
+    x = x.view(-1, *shape[3:])  # (P, 3, p, p), P = B * nH * nW
+    n, dev = x.shape[0], x.device
     if cfg.flip_p > 0:
-        flip = _coin(shape, cfg.flip_p, dev, generator)
-        x = torch.where(flip, x.flip(-1), x)
+        i = _pick(n, cfg.flip_p, dev, generator)
+        x.index_copy_(0, i, x.index_select(0, i).flip(-1))
     if cfg.jitter_p > 0 and (cfg.brightness > 0 or cfg.contrast > 0):
-        on = _coin(shape, cfg.jitter_p, dev, generator)
-        b = _uniform(shape, max(0.0, 1 - cfg.brightness), 1 + cfg.brightness, dev, generator)
-        c = _uniform(shape, max(0.0, 1 - cfg.contrast), 1 + cfg.contrast, dev, generator)
-        y = (x * b).clamp_(0, 1)
-        w = torch.tensor(_GRAY, device=dev).view(3, 1, 1)
-        mean = (y * w).sum(-3, keepdim=True).mean((-2, -1), keepdim=True)  # contrast pivots on luma mean
-        y = ((y - mean) * c + mean).clamp_(0, 1)
-        x = torch.where(on, y, x)
+        i = _pick(n, cfg.jitter_p, dev, generator)
+        b = _uniform(len(i), max(0.0, 1 - cfg.brightness), 1 + cfg.brightness, dev, generator)
+        c = _uniform(len(i), max(0.0, 1 - cfg.contrast), 1 + cfg.contrast, dev, generator)
+        y = x.index_select(0, i)
+        w = torch.tensor(_GRAY, device=dev)
+        m = (y.mean((-2, -1)) @ w).view(-1, 1, 1, 1)  # luma mean per patch
+        y = torch.addcmul(b * m * (1 - c), y, b * c).clamp_(0, 1)
+        x.index_copy_(0, i, y)
     if cfg.gray_p > 0:
-        gray = _coin(shape, cfg.gray_p, dev, generator)
-        w = torch.tensor(_GRAY, device=dev).view(3, 1, 1)
-        g = (x * w).sum(-3, keepdim=True).expand_as(x)
-        x = torch.where(gray, g, x)
-    return x
+        i = _pick(n, cfg.gray_p, dev, generator)
+        x.index_copy_(0, i, _luma(x.index_select(0, i)).expand(-1, 3, -1, -1))
+    return x.view(shape)
 
 
 def normalize_patches(patches: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
     """(B, nH, nW, 3, p, p) in [0, 1] -> normalised per channel (dim -3)."""
-    m = torch.tensor(mean, device=patches.device, dtype=patches.dtype).view(3, 1, 1)
-    s = torch.tensor(std, device=patches.device, dtype=patches.dtype).view(3, 1, 1)
-    return (patches - m) / s
+    s = 1.0 / torch.tensor(std, device=patches.device, dtype=patches.dtype).view(3, 1, 1)
+    m = -torch.tensor(mean, device=patches.device, dtype=patches.dtype).view(3, 1, 1) * s
+    return torch.addcmul(m, patches, s)  # (x - mean) / std in one pass
 
 
 def cpc_views(images01: torch.Tensor, cfg: PatchConfig, mean, std,
