@@ -126,3 +126,10 @@ def test_gpu_pipeline_outputs_on_cuda(method, images16, make_images, write_folde
     root = write_folder(make_images(4, 24), [0, 1, 0, 1], ext="jpg")  # "mixed" decoding
     (b,) = list(aug.loader(file_root=root, batch_size=4, device="cuda"))
     assert all(t.device.type == "cuda" for t in b)
+
+
+def test_dali_output_does_not_depend_on_thread_count(images16):
+    aug = make_augmentation("byol", 16, backend=backend_or_skip("dali"), blur=True)
+    run = lambda nt: [t for b in aug.loader(images16[:32], batch_size=16, num_workers=nt, seed=3,
+                                            device="cpu") for t in b]
+    assert all(torch.equal(x, y) for x, y in zip(run(1), run(2)))
