@@ -1,17 +1,6 @@
-// Device-generic tiling driver of the fused InfoNCE op.
-//
-// The driver walks over blocks of anchor rows. For each block it computes the
-// (rows x M) score tile with one GEMM into a reused workspace and hands it to
-// a per-device epilogue; the gradient GEMMs (dA = dS.B, dB += dS^T.A) follow
-// on the same tile. Only the epilogue differs between CPU and CUDA, so the
-// loop and its GEMMs are written once here with ATen calls.
-//
-// On CPU the row blocks are spread over threads (at::parallel_for), each with
-// its own workspace, single-threaded GEMMs and its own dB partial sum; the
-// partials are added in thread order at the end. One parallel region per op
-// call instead of several per tile: no barrier per tile, which matters when
-// other processes share the cores. On CUDA the blocks run in order on the
-// current stream.
+// Device-generic part of the fused InfoNCE op: its three passes (forward,
+// forward with gradients, backward) over the score tiles of score_tiles.h.
+// Only the epilogue below differs between CPU and CUDA.
 #pragma once
 
 #include <ATen/core/Tensor.h>
