@@ -18,7 +18,6 @@ import time
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from csl_ext.augment import make_augmentation
@@ -93,7 +92,6 @@ def test_throughput(benchmark, datasets, method, size, backend):
     ips = n / median
     benchmark.extra_info.update(images_per_second=ips, images_per_epoch=n, workers=WORKERS)
     RESULTS[(method, size, backend)] = ips
-    del loader
 
 
 @pytest.mark.parametrize("method, size", [("simclr", 32)])
@@ -117,7 +115,8 @@ def test_paired_ratio(benchmark, datasets, method, size):
         epoch("torchvision")
         tv_times.append(time.perf_counter() - t0)
 
-    epoch("dali"), epoch("torchvision")  # warm-up
+    epoch("dali")  # warm-up: pipeline build, worker start
+    epoch("torchvision")
     dali_times = []
 
     def timed_dali():
