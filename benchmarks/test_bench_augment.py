@@ -18,7 +18,6 @@ import time
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from csl_ext.augment import make_augmentation
@@ -93,4 +92,41 @@ def test_throughput(benchmark, datasets, method, size, backend):
     ips = n / median
     benchmark.extra_info.update(images_per_second=ips, images_per_epoch=n, workers=WORKERS)
     RESULTS[(method, size, backend)] = ips
-    del loader
+
+
+@pytest.mark.parametrize("method, size", [("simclr", 32)])
+def test_paired_ratio(benchmark, datasets, method, size):
+    """Interleaved epochs (torchvision untimed by pytest-benchmark in setup, timed by
+    hand; DALI timed by pytest-benchmark) so that load drift on shared machines hits
+    both backends alike; the ratio of medians goes into extra_info. Target for
+    SimCLR at 32 px: >= 3x."""
+    images = datasets[size]
+    _, n, batch = SIZES[size]
+    loaders = {be: make_augmentation(method, size, backend=be).loader(
+        images, batch_size=batch, num_workers=WORKERS, device="cpu", seed=0)
+        for be in ("dali", "torchvision")}
+    tv_times = []
+
+    def epoch(be):
+        return sum(b[0].shape[0] for b in loaders[be])
+
+    def setup():
+        t0 = time.perf_counter()
+        epoch("torchvision")
+        tv_times.append(time.perf_counter() - t0)
+
+    epoch("dali")  # warm-up: pipeline build, worker start
+    epoch("torchvision")
+    dali_times = []
+
+    def timed_dali():
+        t0 = time.perf_counter()
+        epoch("dali")
+        dali_times.append(time.perf_counter() - t0)
+
+    benchmark.pedantic(timed_dali, setup=setup, rounds=5, iterations=1)
+    ratio = float(np.median(tv_times) / np.median(dali_times))
+    benchmark.extra_info.update(dali_ips=n / np.median(dali_times),
+                                torchvision_ips=n / np.median(tv_times), ratio=ratio)
+    print(f"\n{method} {size}px paired: DALI {n / np.median(dali_times):,.0f} img/s, "
+          f"torchvision {n / np.median(tv_times):,.0f} img/s, ratio {ratio:.2f}x")

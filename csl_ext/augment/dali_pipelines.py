@@ -83,10 +83,12 @@ def list_image_folder(root: str):
     return classes, n
 
 
-def _views(images, cfg: MethodConfig, needs_resize: bool):
+def _views(images, cfg: MethodConfig, needs_resize: bool, shorter_side: Optional[int] = None):
     s = cfg.image_size
     if cfg.method == "eval":
-        return [st.eval_view(images, s, cfg.eval_resize, cfg.mean, cfg.std)]
+        # arrays whose shorter side already is the target skip the resampling pass
+        resize = None if shorter_side == cfg.eval_resize else cfg.eval_resize
+        return [st.eval_view(images, s, resize, cfg.mean, cfg.std)]
     # CPC: [0, 1] pixels out, normalised after the per-patch stage
     mean, std = ((0.0,) * 3, (1.0,) * 3) if cfg.patch is not None else (cfg.mean, cfg.std)
     return [st.view(images, v, s, mean, std, needs_resize=needs_resize) for v in cfg.views]
@@ -125,15 +127,15 @@ def build_pipeline(cfg: MethodConfig, *, source: Optional[ArraySource] = None,
                 random_shuffle=shuffle, pad_last_batch=True, name="Reader")
             images = fn.decoders.image(encoded, device="mixed" if gpu else "cpu",
                                        output_type=types.RGB)
-            needs_resize = True
+            needs_resize, shorter = True, None
         else:
             images, labels = fn.external_source(source=source, num_outputs=2, batch=True, cycle="raise",
                                                 layout=["HWC", ""], dtype=[types.UINT8, types.INT32])
             if gpu:
                 images = images.gpu()
             h, w = source.images.shape[1:3]
-            needs_resize = (h, w) != (cfg.image_size, cfg.image_size)
-        return (*_views(images, cfg, needs_resize), labels)
+            needs_resize, shorter = (h, w) != (cfg.image_size, cfg.image_size), min(h, w)
+        return (*_views(images, cfg, needs_resize, shorter), labels)
 
     return _pipe(batch_size=batch_size, num_threads=num_threads, device_id=device_id,
                  seed=seed, prefetch_queue_depth=prefetch_queue_depth,

@@ -158,9 +158,11 @@ def view(x, cfg: ViewConfig, size: int, mean, std, *, needs_resize: bool):
     return flip_normalize(x, cfg.flip_p, mean, std)
 
 
-def eval_view(x, size: int, resize_shorter: int, mean, std):
-    """Evaluation: resize the shorter side, centre crop S x S, normalise -> (3, S, S)."""
-    x = fn.resize(x, resize_shorter=float(resize_shorter), antialias=True)
+def eval_view(x, size: int, resize_shorter, mean, std):
+    """Evaluation: resize the shorter side (None: already that size), centre crop
+    S x S, normalise -> (3, S, S)."""
+    if resize_shorter is not None:
+        x = fn.resize(x, resize_shorter=float(resize_shorter), antialias=True)
     return fn.crop_mirror_normalize(x, crop=[size, size], crop_pos_x=0.5, crop_pos_y=0.5,
                                     dtype=types.FLOAT, output_layout="CHW",
                                     mean=[255.0 * m for m in mean], std=[255.0 * s for s in std])

@@ -9,7 +9,6 @@ works in YIQ rather than HSV and its contrast pivots on mid-grey rather than the
 image mean; both move these statistics by a few percent.
 """
 
-import numpy as np
 import pytest
 import torch
 
