@@ -1,4 +1,5 @@
 """amdim_nce on the fused op against references written from the formula."""
+import importlib
 import math
 
 import pytest
@@ -131,3 +132,14 @@ def test_bad_values():
         amdim_nce(a.double(), p)
     with pytest.raises(ValueError, match="floating"):
         amdim_nce(a.long(), p.long())
+
+
+def test_fallback_without_extension(monkeypatch):
+    module = importlib.import_module("csl_ext.losses.amdim_nce")
+
+    anchor, positives = _maps(3, 5, 2, 2, torch.float64, "cpu")
+    want = amdim_nce(anchor, positives)
+    monkeypatch.setattr(module, "has_extension", lambda: False)
+    monkeypatch.setattr(module, "warn_fallback", lambda op: None)
+    for got, w in zip(amdim_nce(anchor, positives), want):
+        torch.testing.assert_close(got, w)
