@@ -65,3 +65,21 @@ def test_helpers_outside_a_process_group():
     assert distributed.rank() == 0 and distributed.world_size() == 1
     assert distributed.gather(x) is x
     assert distributed.gather_no_grad(x) is x
+
+
+def _unequal_worker(rank, port, errors):
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=WORLD)
+    try:
+        distributed.gather(torch.randn(3 + rank, 4))
+    except ValueError as error:
+        errors[rank] = str(error)
+    finally:
+        dist.destroy_process_group()
+
+
+def test_unequal_batches_are_rejected_on_every_process():
+    errors = mp.Manager().dict()
+    mp.spawn(_unequal_worker, args=(_free_port(), errors), nprocs=WORLD, join=True)
+    assert sorted(errors.keys()) == [0, 1]
+    assert all("same batch size on every process" in e and "[3, 4]" in e for e in errors.values())

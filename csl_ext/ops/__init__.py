@@ -1,4 +1,5 @@
 """Compiled ops of csl_ext with their pure-PyTorch references."""
+from csl_ext.ops import amdim_nce as _amdim_nce  # noqa: F401  (registers the fused AMDIM op)
 from csl_ext.ops.info_nce_lse import info_nce_lse
 from csl_ext.ops.reference import info_nce_lse_reference, info_nce_logits_reference
 
