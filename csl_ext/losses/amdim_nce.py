@@ -171,6 +171,10 @@ def _check_finite(name: str, value: torch.Tensor) -> None:
     which at AMDIM's 10M-element maps cost two GEMMs' time."""
     if torch.compiler.is_compiling() or value.numel() == 0:
         return
-    low, high = torch.aminmax(value.detach())
+    # In memory order (e.g. channels-last maps), so aminmax reads the
+    # storage as it lies instead of copying it first.
+    order = sorted(range(value.dim()), key=lambda i: -value.stride(i))
+    dense = value.detach().permute(order)
+    low, high = torch.aminmax(dense if dense.is_contiguous() else value.detach())
     if not (math.isfinite(low) and math.isfinite(high)):
         raise ValueError(f"{name} contains NaN or inf values")
