@@ -55,13 +55,20 @@ def amdim_nce(
         >>> loss, reg = amdim_nce(torch.randn(8, 64), torch.randn(8, 64, 7, 7))
     """
     _validate(anchor, positives, tclip, reg_coef)
+    if reg_coef == 0:  # else a NaN or inf input makes reg non-finite: checked after
+        _check_inputs_finite(anchor, positives)
     if not has_extension():
         warn_fallback("amdim_nce")
-        return amdim_nce_reference(anchor, positives, tclip, reg_coef)
-    b, d, h, w = positives.shape
-    # (B*HW, D), image-major: a view for channels-last maps, else one copy.
-    candidates = positives.permute(0, 2, 3, 1).reshape(b * h * w, d)
-    loss, reg = _AmdimNce.apply(anchor, candidates, h * w, float(tclip), float(reg_coef))
+        loss, reg = amdim_nce_reference(anchor, positives, tclip, reg_coef)
+    else:
+        b, d, h, w = positives.shape
+        # (B*HW, D), image-major: a view for channels-last maps, else one copy.
+        candidates = positives.permute(0, 2, 3, 1).reshape(b * h * w, d)
+        loss, reg = _AmdimNce.apply(anchor, candidates, h * w, float(tclip), float(reg_coef))
+    if reg_coef != 0 and not torch.compiler.is_compiling() and not bool(torch.isfinite(loss + reg)):
+        # Any NaN or inf in the inputs reaches some score and so sum(s^2):
+        # one scalar check instead of a pass over the maps; name the input.
+        _check_inputs_finite(anchor, positives)
     return loss.to(anchor.dtype), reg.to(anchor.dtype)
 
 
@@ -161,6 +168,9 @@ def _validate(anchor, positives, tclip, reg_coef) -> None:
     check_positive("tclip", tclip)
     if not isinstance(reg_coef, (int, float)) or not math.isfinite(reg_coef) or reg_coef < 0:
         raise ValueError(f"reg_coef must be a finite number >= 0, got {reg_coef!r}")
+
+
+def _check_inputs_finite(anchor, positives) -> None:
     _check_finite("anchor", anchor)
     _check_finite("positives", positives)
 

@@ -126,8 +126,16 @@ def test_bad_values():
         amdim_nce(a, p, tclip=0.0)
     with pytest.raises(ValueError, match="reg_coef"):
         amdim_nce(a, p, reg_coef=-1.0)
-    with pytest.raises(ValueError, match="positives contains NaN"):
-        amdim_nce(a, p.clone().fill_(float("nan")))
+    for reg_coef in (0.05, 0.0):  # found from the outputs, or checked up front
+        for value in (float("nan"), float("inf"), -float("inf")):
+            bad = p.clone()
+            bad[1, 2, 0, 1] = value
+            with pytest.raises(ValueError, match="positives contains NaN or inf"):
+                amdim_nce(a, bad, reg_coef=reg_coef)
+            bad_anchor = a.clone()
+            bad_anchor[2, 3] = value
+            with pytest.raises(ValueError, match="anchor contains NaN or inf"):
+                amdim_nce(bad_anchor, p, reg_coef=reg_coef)
     with pytest.raises(ValueError, match="same dtype"):
         amdim_nce(a.double(), p)
     with pytest.raises(ValueError, match="floating"):
