@@ -17,7 +17,9 @@ bytes allocated by the call, from the CPU allocator's allocation and free
 records in torch.profiler (profile_memory=True), in time order. It counts
 every tensor the call creates (the gradients of the inputs included) and
 nothing that existed before; it is exact and independent of malloc's
-caching, unlike resident-set measurements.
+caching, unlike resident-set measurements. extra_info["working_MiB"] is the
+same peak less the bytes of the inputs' gradients, which every
+implementation must return: the memory the loss itself needs.
 """
 import math
 
@@ -52,6 +54,17 @@ def peak_allocated_bytes(fn, setup) -> int:
         live += nbytes
         peak = max(peak, live)
     return peak
+
+
+def gradient_bytes(run) -> int:
+    """Bytes of the gradients that `run` leaves on its inputs."""
+    return sum(t.grad.numel() * t.grad.element_size() for t in getattr(run, "inputs", ()) if t.grad is not None)
+
+
+def _record_memory(benchmark, run, setup) -> None:
+    peak = peak_allocated_bytes(run, setup)
+    benchmark.extra_info["peak_extra_MiB"] = peak / 2**20
+    benchmark.extra_info["working_MiB"] = (peak - gradient_bytes(run)) / 2**20
 
 
 def materialised_amdim_nce(anchor, positives, tclip=10.0, reg_coef=0.05):
@@ -112,6 +125,7 @@ def _amdim_run(variant, grid, layout, shape="cifar"):
     def setup():
         anchor.grad = positives.grad = None
 
+    run.inputs = (anchor, positives)
     return run, setup
 
 
@@ -140,6 +154,7 @@ def _cpc_run(variant):
         else:
             materialised_cpc_infonce(preds, targets, CPC_OFFSETS).backward()
 
+    run.inputs = (targets, *preds)
     return run, setup
 
 
@@ -149,7 +164,7 @@ def test_amdim_nce_forward_backward(benchmark, variant, shape, grid, layout):
     run, setup = _amdim_run(variant, grid, layout, shape)
     b, d = AMDIM_SHAPES[shape]
     benchmark.group = f"amdim_nce fwd+bwd B={b} D={d} {grid}x{grid} {layout}"
-    benchmark.extra_info["peak_extra_MiB"] = peak_allocated_bytes(run, setup) / 2**20
+    _record_memory(benchmark, run, setup)
     benchmark.pedantic(run, setup=setup, rounds=9, warmup_rounds=1)
 
 
@@ -157,5 +172,55 @@ def test_amdim_nce_forward_backward(benchmark, variant, shape, grid, layout):
 def test_cpc_infonce_forward_backward(benchmark, variant):
     run, setup = _cpc_run(variant)
     benchmark.group = f"cpc_infonce fwd+bwd B={CPC_B} D={CPC_D} {CPC_GRID}x{CPC_GRID} offsets 1..6"
-    benchmark.extra_info["peak_extra_MiB"] = peak_allocated_bytes(run, setup) / 2**20
+    _record_memory(benchmark, run, setup)
     benchmark.pedantic(run, setup=setup, rounds=9, warmup_rounds=1)
+
+
+def interleaved(cases, rounds: int = 15) -> dict:
+    """Best time of each case over `rounds`, the cases run in turn within
+    each round: on a shared machine a burst of load then hits every case
+    alike, so the ratios of the minima stay meaningful."""
+    import time
+
+    best = {name: float("inf") for name in cases}
+    for run, setup in cases.values():
+        setup()
+        run()  # warm-up
+    for _ in range(rounds):
+        for name, (run, setup) in cases.items():
+            setup()
+            start = time.perf_counter()
+            run()
+            best[name] = min(best[name], time.perf_counter() - start)
+    return best
+
+
+if __name__ == "__main__":
+    # PYTHONPATH=. python benchmarks/test_bench_amdim_cpc.py: interleaved
+    # minima and peaks; OMP_NUM_THREADS=1 when other jobs share the cores
+    # (an oversubscribed OpenMP pool makes every small parallel op wait).
+    print(f"threads: {torch.get_num_threads()}")
+    suites = {
+        f"amdim_nce B={AMDIM_SHAPES[s][0]} D={AMDIM_SHAPES[s][1]} {g}x{g} {lay}": {
+            v: _amdim_run(v, g, lay, s) for v in ("csl_ext", "materialised", "gemms")
+        }
+        for s, g, lay in [("cifar", 5, "nchw"), ("cifar", 7, "nchw"), ("cifar", 7, "channels_last"), ("large_batch", 7, "nchw")]
+    }
+    suites[f"cpc_infonce B={CPC_B} D={CPC_D} {CPC_GRID}x{CPC_GRID} offsets 1..6"] = {
+        v: _cpc_run(v) for v in ("csl_ext", "materialised", "gemms")
+    }
+    for title, cases in suites.items():
+        best = interleaved(cases)
+        peaks = {name: peak_allocated_bytes(*case) / 2**20 for name, case in cases.items()}
+        working = {name: peaks[name] - gradient_bytes(case[0]) / 2**20 for name, case in cases.items()}
+        print(f"\n**{title}** (best of 15 interleaved rounds; ratios: variant / materialised)\n")
+        print(
+            "| variant | best time (ms) | time ratio | peak allocated (MiB) | memory ratio "
+            "| working memory (MiB) | working ratio |\n|---|---|---|---|---|---|---|"
+        )
+        for name in cases:
+            print(
+                f"| {name} | {best[name] * 1e3:.1f} | {best[name] / best['materialised']:.2f} "
+                f"| {peaks[name]:.1f} | {peaks[name] / peaks['materialised']:.2f} "
+                f"| {working[name]:.1f} | {working[name] / working['materialised']:.2f} |"
+            )

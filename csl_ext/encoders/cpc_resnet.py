@@ -129,4 +129,4 @@ class PatchEncoder(nn.Module):
             features = features.mean(dim=(2, 3))
         if features.dim() != 2 or features.shape[0] != flat.shape[0]:
             raise ValueError(f"encoder must return (N, D) or (N, D, h, w) for N = {flat.shape[0]} patches, got {tuple(features.shape)}")
-        return features.view(b, n_h, n_w, -1).permute(0, 3, 1, 2)  # B x D x nH x nW
+        return features.reshape(b, n_h, n_w, -1).permute(0, 3, 1, 2)  # B x D x nH x nW

@@ -7,17 +7,13 @@
 import math
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.autograd.function import once_differentiable
 
 from csl_ext._extension import has_extension, warn_fallback
 from csl_ext.ops._checks import check_positive, check_same, check_tensor
-from csl_ext.ops.reference import compute_dtype
 
 __all__ = ["amdim_nce", "amdim_nce_reference", "AmdimNCELoss"]
-
-_BLOCK_MASK = 2  # csl_ext::info_nce_lse's mask id of "block"
 
 
 def amdim_nce(
@@ -33,11 +29,10 @@ def amdim_nce(
     of the other images:
     ``loss = -mean_{b, loc} [s_pos - log(exp(s_pos) + sum_neg exp(s_neg))]``.
 
-    Memory is O(B*H*W*D), never B x B*H*W: the negatives' log-sum-exp comes
-    from the fused op ``csl_ext::info_nce_lse`` (mask "block" hides the own
-    image's H*W locations, softcap = tclip); each (b, loc) term is then
-    ``softplus(lse_neg_b - s_pos)``, and the regulariser is summed tile by
-    tile.
+    Memory is O(B*H*W*D), never B x B*H*W: the fused op
+    ``csl_ext::amdim_nce`` walks over tiles of the scores once, computing
+    each row's negatives' log-sum-exp, the terms
+    ``softplus(lse_neg_b - s_pos)``, the squared scores and the gradients.
 
     Args:
         anchor: (B, D) one vector per image of one view (e.g. the 1x1 map).
@@ -60,83 +55,67 @@ def amdim_nce(
         >>> loss, reg = amdim_nce(torch.randn(8, 64), torch.randn(8, 64, 7, 7))
     """
     _validate(anchor, positives, tclip, reg_coef)
+    if reg_coef == 0:  # else a NaN or inf input makes reg non-finite: checked after
+        _check_inputs_finite(anchor, positives)
     if not has_extension():
         warn_fallback("amdim_nce")
-        return amdim_nce_reference(anchor, positives, tclip, reg_coef)
-    b, d, h, w = positives.shape
-    # (B*HW, D), image-major: a view for channels-last maps, else one copy.
-    candidates = positives.permute(0, 2, 3, 1).reshape(b * h * w, d)
-    loss, reg = _AmdimNce.apply(anchor, candidates, h * w, float(tclip), float(reg_coef))
+        loss, reg = amdim_nce_reference(anchor, positives, tclip, reg_coef)
+    else:
+        b, d, h, w = positives.shape
+        # (B*HW, D), image-major: a view for channels-last maps, else one copy.
+        candidates = positives.permute(0, 2, 3, 1).reshape(b * h * w, d)
+        loss, reg = _AmdimNce.apply(anchor, candidates, h * w, float(tclip), float(reg_coef))
+    if reg_coef != 0 and not torch.compiler.is_compiling() and not bool(torch.isfinite(loss + reg)):
+        # Any NaN or inf in the inputs reaches some score and so sum(s^2):
+        # one scalar check instead of a pass over the maps; name the input.
+        _check_inputs_finite(anchor, positives)
     return loss.to(anchor.dtype), reg.to(anchor.dtype)
 
 
 class _AmdimNce(torch.autograd.Function):
-    """amdim_nce on (B, D) anchors and (B*HW, D) candidates.
+    """amdim_nce on (B, D) anchors and (B*HW, D) candidates over the fused
+    op ``csl_ext::amdim_nce``.
 
-    One autograd node rather than a chain of ops so that every gradient is
-    accumulated in place into the op's (B*HW, D) candidate gradient: the
-    only buffer of that size the loss allocates (plus the inputs' copies for
-    half precision). Multiply-adds: the op's 1 + 3 GEMMs of (B, B*HW, D)
-    and, for the regulariser, 1 + 3 more on tiles of 2^18 scores or its Gram
-    form when D is small (see _use_grams).
-
-    Why not fewer GEMMs: the op's backward recomputes the scores (it keeps
-    only the lse), and d loss / d lse_b = mean_loc sigmoid(lse_b - s_pos)
-    is not known before the forward, so its gradients-in-the-forward mode
-    (row_weight) does not apply. A materialised implementation needs three
-    GEMMs, so at D = 1024 on CPU, where the GEMMs dominate, it is faster;
-    this loss trades that for O(B*HW*D) memory.
+    The op sweeps the score tiles once: per anchor it returns the loss terms
+    and the sum of squared scores and, when asked, the gradients of
+    ``loss_weight * sum(loss terms) + reg_weight * sum(squares)``. The
+    forward asks for those of ``loss + reg`` (three GEMMs of (B, B*HW, D) in
+    all, as few as a materialised implementation); a backward whose incoming
+    gradients of loss and reg are equal, as for ``(loss + reg).backward()``,
+    only rescales them. Any other pair (e.g. reg unused: 0) re-runs the op
+    with those weights: exact, three more GEMMs.
     """
-
-    TILE_ELEMENTS = 1 << 18  # regulariser scores per tile: 1 MB in float32
 
     @staticmethod
     def forward(ctx, anchor, candidates, hw, tclip, reg_coef):
         b, d = anchor.shape
-        work = compute_dtype(anchor.dtype)  # half and bfloat16: float32
-        a, c = anchor.to(work).contiguous(), candidates.to(work).contiguous()
         scale = 1.0 / math.sqrt(d)
-        # lse over the negatives, B. No row_weight: d loss / d lse_b =
-        # mean_loc sigmoid(lse_b - s_pos) is only known after the forward.
-        lse = torch.ops.csl_ext.info_nce_lse(a, c, scale, tclip, _BLOCK_MASK, hw, 0)
-        raw_pos = torch.bmm(c.view(b, hw, d), a.unsqueeze(2)).squeeze(2) * scale  # B x HW
-        pos = tclip * torch.tanh(raw_pos / tclip)
-        # -[s_pos - log(exp(s_pos) + exp(lse_neg))] = softplus(lse_neg - s_pos)
-        z = lse.unsqueeze(1) - pos  # B x HW
-        loss = F.softplus(z).mean()
-        grams = _grams(a, c) if _use_grams(a, c) else None
-        square_sum = (grams[0] * grams[1]).sum() if grams else _score_square_sum(a, c)
-        reg = reg_coef * scale * scale * square_sum / (b * c.shape[0])
-        ctx.grams = grams
-        ctx.save_for_backward(a, c, lse, pos, z)
-        ctx.args = (hw, tclip, reg_coef, scale, anchor.dtype, candidates.dtype)
-        return loss, reg
+        # loss = sum(loss terms) / (B HW); reg = reg_coef * sum(s^2) / (B B HW)
+        weights = (1.0 / (b * hw), reg_coef / (b * b * hw))
+        need_grad = any(ctx.needs_input_grad[:2])
+        loss_rows, square_rows, grad_a, grad_c = torch.ops.csl_ext.amdim_nce(
+            anchor, candidates, hw, scale, tclip, *weights, need_grad
+        )
+        ctx.args = (hw, scale, tclip, weights, anchor.dtype, candidates.dtype)
+        ctx.save_for_backward(anchor, candidates, grad_a, grad_c)
+        return loss_rows.sum() * weights[0], square_rows.sum() * weights[1]
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_loss, grad_reg):
-        a, c, lse, pos, z = ctx.saved_tensors
-        hw, tclip, reg_coef, scale, a_dtype, c_dtype = ctx.args
+        anchor, candidates, grad_a, grad_c = ctx.saved_tensors
+        hw, scale, tclip, (loss_weight, reg_weight), a_dtype, c_dtype = ctx.args
         need_a, need_c = ctx.needs_input_grad[:2]
-        b, d = a.shape
-        if not (need_a or need_c):
-            return None, None, None, None, None
-        dz = torch.sigmoid(z) * (grad_loss / z.numel())  # B x HW
-        # d s_pos / d raw = 1 - tanh^2; raw = scale * <a_b, c_{b,loc}>
-        draw = -dz * (1 - (pos / tclip).square()) * scale  # B x HW
-        grad_a, grad_c = torch.ops.csl_ext.info_nce_lse_backward(
-            dz.sum(1).contiguous(), a, c, lse, scale, tclip, _BLOCK_MASK, hw, 0, True, need_c
-        )
-        grad_a.unsqueeze(1).baddbmm_(draw.unsqueeze(1), c.view(b, hw, d))  # + sum_loc draw * c
-        if need_c:  # + draw (x) a_b, an in-place batched outer product
-            grad_c.view(b, hw, d).baddbmm_(draw.unsqueeze(2), a.unsqueeze(1))
-        coef = float(grad_reg) * reg_coef * scale * scale * 2.0 / (b * c.shape[0])
-        if coef != 0.0 and ctx.grams is not None:  # S c = a (c^T c), S^T a = c (a^T a)
-            grad_a.addmm_(a, ctx.grams[1], alpha=coef)
-            if need_c:
-                grad_c.addmm_(c, ctx.grams[0], alpha=coef)
-        elif coef != 0.0:
-            _score_square_sum_backward(a, c, grad_a, grad_c if need_c else None, coef)
+        g_loss, g_reg = float(grad_loss), float(grad_reg)
+        if g_loss == g_reg or reg_weight == 0.0:
+            # The forward's gradients, of loss + reg, times the common factor;
+            # returned as they are for a factor of 1 (no copy of (B*HW, D)).
+            if g_loss != 1.0:
+                grad_a, grad_c = grad_a * g_loss, grad_c * g_loss
+        else:
+            _, _, grad_a, grad_c = torch.ops.csl_ext.amdim_nce(
+                anchor, candidates, hw, scale, tclip, g_loss * loss_weight, g_reg * reg_weight, True
+            )
         return (
             grad_a.to(a_dtype) if need_a else None,
             grad_c.to(c_dtype) if need_c else None,
@@ -144,51 +123,6 @@ class _AmdimNce(torch.autograd.Function):
             None,
             None,
         )
-
-
-def _candidate_tiles(a: torch.Tensor, m: int):
-    """Slices of candidate rows whose score tiles hold ~TILE_ELEMENTS."""
-    rows = max(1, _AmdimNce.TILE_ELEMENTS // max(1, a.shape[0]))
-    return (slice(start, min(m, start + rows)) for start in range(0, m, rows))
-
-
-def _use_grams(a: torch.Tensor, c: torch.Tensor) -> bool:
-    """The regulariser sum((a c^T)^2) and its gradients in the cheaper of two
-    exact forms, by multiply-adds for forward + backward:
-    - Gram: sum((a^T a) * (c^T c)), gradients a (c^T c) and c (a^T a):
-      2 D^2 (N + M), e.g. B = 512, D = 128 against a 7x7 map (8x cheaper);
-    - tiled scores: one GEMM of N x M x D forward, three backward: 4 N M D,
-      e.g. AMDIM's D = 1024 against N = 200 anchors and M = 9800 locations,
-      where the Gram form would cost 2.6x more.
-    """
-    n, d = a.shape
-    m = c.shape[0]
-    return (n + m) * d < 2 * n * m
-
-
-def _grams(a: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    return a.T @ a, c.T @ c  # D x D each
-
-
-def _score_square_sum(a: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-    """sum((a @ c.T) ** 2), a: (N, D), c: (M, D), tile by tile (N M D work)."""
-    total = a.new_zeros(())
-    for rows in _candidate_tiles(a, c.shape[0]):
-        total += torch.mm(a, c[rows].T).square().sum()
-    return total
-
-
-def _score_square_sum_backward(a, c, grad_a, grad_c, coef) -> None:
-    """grad_a += coef * S c and grad_c += coef * S^T a, S = a c^T, in place.
-
-    Recomputed in the backward rather than kept from the forward: holding
-    them would cost another (M, D) buffer between the passes.
-    """
-    for rows in _candidate_tiles(a, c.shape[0]):
-        scores = torch.mm(a, c[rows].T)  # N x tile
-        grad_a.addmm_(scores, c[rows], alpha=coef)
-        if grad_c is not None:
-            grad_c[rows].addmm_(scores.T, a, alpha=coef)
 
 
 def amdim_nce_reference(
@@ -234,6 +168,9 @@ def _validate(anchor, positives, tclip, reg_coef) -> None:
     check_positive("tclip", tclip)
     if not isinstance(reg_coef, (int, float)) or not math.isfinite(reg_coef) or reg_coef < 0:
         raise ValueError(f"reg_coef must be a finite number >= 0, got {reg_coef!r}")
+
+
+def _check_inputs_finite(anchor, positives) -> None:
     _check_finite("anchor", anchor)
     _check_finite("positives", positives)
 
@@ -244,6 +181,10 @@ def _check_finite(name: str, value: torch.Tensor) -> None:
     which at AMDIM's 10M-element maps cost two GEMMs' time."""
     if torch.compiler.is_compiling() or value.numel() == 0:
         return
-    low, high = torch.aminmax(value.detach())
+    # In memory order (e.g. channels-last maps), so aminmax reads the
+    # storage as it lies instead of copying it first.
+    order = sorted(range(value.dim()), key=lambda i: -value.stride(i))
+    dense = value.detach().permute(order)
+    low, high = torch.aminmax(dense if dense.is_contiguous() else value.detach())
     if not (math.isfinite(low) and math.isfinite(high)):
         raise ValueError(f"{name} contains NaN or inf values")

@@ -12,7 +12,7 @@ SIZES = [32, 64, 128]
 @pytest.mark.parametrize("use_bn", [False, True])
 @pytest.mark.parametrize("size", SIZES)
 def test_amdim_maps(size, use_bn):
-    encoder = AMDIMEncoder(ndf=4, n_rkhs=12, depth=2, image_size=size, use_bn=use_bn)
+    encoder = AMDIMEncoder(ndf=4, n_rkhs=12, depth=1, image_size=size, use_bn=use_bn)
     maps = encoder(torch.randn(2, 3, size, size))
     assert [tuple(m.shape) for m in maps] == [(2, 12, 7, 7), (2, 12, 5, 5), (2, 12, 1, 1)]
     sum(m.sum() for m in maps).backward()

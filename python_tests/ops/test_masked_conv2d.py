@@ -1,8 +1,9 @@
 """masked_conv2d and MaskedConv2d: causality along rows and parity with a
 convolution whose weight is multiplied by the mask."""
+import importlib
+
 import pytest
 import torch
-import torch.nn.functional as F
 
 import csl_ext
 from csl_ext.nn import MaskedConv2d
@@ -84,3 +85,13 @@ def test_bad_arguments():
         masked_conv2d(x, torch.randn(2, 4, 3, 3), dilation=0)
     with pytest.raises(ValueError, match="kernel_size must be odd"):
         MaskedConv2d(4, 4, 2)
+
+
+def test_fallback_without_extension(monkeypatch):
+    """The pure-PyTorch crop-and-pad path used when the op is not built."""
+    module = importlib.import_module("csl_ext.ops.masked_conv2d")
+
+    x, w, b = torch.randn(2, 4, 6, 5, dtype=torch.float64), torch.randn(6, 2, 5, 3, dtype=torch.float64), torch.randn(6, dtype=torch.float64)
+    monkeypatch.setattr(module, "has_extension", lambda: False)
+    monkeypatch.setattr(module, "warn_fallback", lambda op: None)
+    torch.testing.assert_close(masked_conv2d(x, w, b, 2, 2), masked_conv2d_reference(x, w, b, 2, 2))

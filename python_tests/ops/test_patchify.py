@@ -1,4 +1,6 @@
 """patchify and its adjoint against torch.unfold."""
+import importlib
+
 import pytest
 import torch
 
@@ -86,3 +88,20 @@ def test_bad_arguments():
         patchify(images.long(), 4, 2)
     with pytest.raises(RuntimeError, match="grad_patches must have shape"):
         torch.ops.csl_ext.patchify_backward(torch.zeros(1, 4, 4, 3, 4, 4), 8, 10, 4, 2)  # nH = 3
+
+
+def test_fallback_without_extension(monkeypatch):
+    """Without the compiled op: the unfold reference, and unpatchify through
+    autograd of the reference, with a warning."""
+    module = importlib.import_module("csl_ext.ops.patchify")  # the package attribute is the function
+    from csl_ext.ops import unpatchify
+
+    images = torch.randn(2, 3, 10, 9, dtype=torch.float64)
+    patches = patchify(images, 4, 3)
+    want = unpatchify(patches * 2, 10, 9, 3)
+    monkeypatch.setattr(module, "has_extension", lambda: False)
+    monkeypatch.setattr(module, "warn_fallback", lambda op: None)
+    assert torch.equal(patchify(images, 4, 3), patches)
+    torch.testing.assert_close(unpatchify(patches * 2, 10, 9, 3), want)
+    covered = images[:, :, :10, :7]  # 10 = 3*2 + 4 rows, 7 = 3 + 4 columns are covered
+    torch.testing.assert_close(want[:, :, :10, :7], 2 * covered)
