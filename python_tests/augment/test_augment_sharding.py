@@ -1,8 +1,13 @@
 """Shards of one epoch cover the dataset exactly once, on both backends and inputs."""
 
+import os
+import socket
+
 import numpy as np
 import pytest
 import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
 
 from csl_ext.augment import make_augmentation, shard_indices
 from csl_ext.augment.sharding import ShardSampler, default_shard
@@ -24,17 +29,48 @@ def test_shard_indices_partition_every_epoch():
             assert max(map(len, parts)) - min(map(len, parts)) <= 1
 
 
-def test_defaults_come_from_torch_distributed(monkeypatch):
-    assert default_shard() == (0, 1)
-    monkeypatch.setattr(torch.distributed, "is_initialized", lambda: True)
-    monkeypatch.setattr(torch.distributed, "get_rank", lambda: 2)
-    monkeypatch.setattr(torch.distributed, "get_world_size", lambda: 3)
-    assert default_shard() == (2, 3)
-    assert ShardSampler(10).shard_id == 2
+def test_shard_arguments_are_checked():
+    assert default_shard() == (0, 1)  # outside a process group
     with pytest.raises(ValueError, match="shard_id"):
         default_shard(3, 3)
     with pytest.raises(ValueError, match="num_shards"):
         default_shard(0, 0)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _shard_worker(rank, world, port, backend, images, results):
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    try:
+        torch.set_num_threads(1)
+        assert default_shard() == (rank, world)
+        assert ShardSampler(len(images)).shard_id == rank
+        loader = make_augmentation("eval", 16, backend=backend).loader(
+            images, np.arange(len(images)), batch_size=3, num_workers=1, device="cpu", seed=5
+        )  # shard_id / num_shards from the process group
+        results[rank] = [torch.cat([batch[-1] for batch in loader]).tolist() for _ in range(2)]
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_real_processes_shard_by_rank(backend, images16):
+    """Two gloo processes, shard arguments left to torch.distributed: every
+    epoch the two shards together hold every sample exactly once."""
+    if backend == "dali":
+        pytest.importorskip("nvidia.dali")
+    n, world = 11, 2
+    results = mp.Manager().dict()
+    mp.spawn(_shard_worker, args=(world, _free_port(), backend, images16[:n], results), nprocs=world, join=True)
+    for epoch in range(2):
+        shards = [results[rank][epoch] for rank in range(world)]
+        assert sorted(shards[0] + shards[1]) == list(range(n))
+        assert abs(len(shards[0]) - len(shards[1])) <= 1
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
