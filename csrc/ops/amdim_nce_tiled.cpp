@@ -46,7 +46,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> amdim_nce_tiled(
   auto loss_rows = at::zeros({n}, opts);
   auto square_rows = at::zeros({n}, opts);
   if (compute_grad) {
-    tiles.grad_a = at::zeros_like(tiles.anchors);
+    tiles.grad_a = at::empty_like(tiles.anchors);
     tiles.need_grad_b = true;
   }
   AmdimNceParams params;

@@ -106,7 +106,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> info_nce_lse_with_grad_tiled(
   const auto opts = tiles.anchors.options();
   auto lse = at::full({anchors.size(0)}, kNegInf, opts);
   const auto weight = row_weight.to(opts.dtype()).contiguous();
-  tiles.grad_a = at::zeros_like(tiles.anchors);
+  tiles.grad_a = at::empty_like(tiles.anchors);
   tiles.need_grad_b = true;
   auto grad_b = for_each_score_tile(tiles, [&](at::Tensor& tile, int64_t row0) {
     const int64_t r = tile.size(0);
@@ -140,7 +140,7 @@ std::tuple<at::Tensor, at::Tensor> info_nce_lse_backward_tiled(
   const auto dtype = tiles.anchors.scalar_type();
   const auto saved_lse = lse.to(dtype).contiguous();
   const auto upstream = grad_lse.to(dtype).contiguous();
-  if (need_anchors) tiles.grad_a = at::zeros_like(tiles.anchors);
+  if (need_anchors) tiles.grad_a = at::empty_like(tiles.anchors);
   tiles.need_grad_b = need_candidates;
   at::Tensor grad_b;
   if (need_anchors || need_candidates) {

@@ -26,8 +26,8 @@ void run_row_range(const ScoreTiles& tiles, const ScoreTileEpilogue& epilogue,
       at::addmm_out(grad_a_rows, grad_a_rows, tile, tiles.candidates, 0,
                     tiles.scale);
     }
-    if (tiles.need_grad_b) {
-      grad_b.addmm_(tile.t(), anchors_rows, 1, tiles.scale);
+    if (tiles.need_grad_b) {  // the first tile overwrites: no zero fill
+      grad_b.addmm_(tile.t(), anchors_rows, r0 == begin ? 0 : 1, tiles.scale);
     }
   }
 }
@@ -48,11 +48,15 @@ at::Tensor for_each_score_tile(const ScoreTiles& tiles,
   const int64_t n = tiles.anchors.size(0);
   const int64_t m = tiles.candidates.size(0);
   const auto opts = tiles.anchors.options();
+  const int64_t d = tiles.anchors.size(1);
+  // dB buffers are overwritten by their first tile's GEMM (beta = 0).
   auto new_grad_b = [&] {
-    return tiles.need_grad_b ? at::zeros({m, tiles.anchors.size(1)}, opts)
-                             : at::Tensor();
+    return tiles.need_grad_b ? at::empty({m, d}, opts) : at::Tensor();
   };
-  if (n == 0 || m == 0) return new_grad_b();
+  if (n == 0 || m == 0) {
+    if (tiles.grad_a.defined()) tiles.grad_a.zero_();
+    return tiles.need_grad_b ? at::zeros({m, d}, opts) : at::Tensor();
+  }
   const int64_t rows =
       std::max<int64_t>(1, std::min<int64_t>(n, tiles.tile_elements / m));
   const int64_t blocks = (n + rows - 1) / rows;
@@ -77,7 +81,7 @@ at::Tensor for_each_score_tile(const ScoreTiles& tiles,
     if (!partial.defined()) continue;
     total = total.defined() ? total.add_(partial) : partial;
   }
-  return total.defined() ? total : new_grad_b();
+  return total;  // undefined when dB is not needed
 }
 
 }  // namespace csl_ext

@@ -24,7 +24,7 @@ struct ScoreTiles {
   at::Tensor anchors;     // N x D, contiguous, the compute dtype
   at::Tensor candidates;  // M x D, same
   double scale = 1.0;
-  at::Tensor grad_a;      // N x D, written when defined (zero-initialised)
+  at::Tensor grad_a;      // N x D, every row overwritten when defined
   bool need_grad_b = false;
   int64_t tile_elements = int64_t{1} << 20;  // workspace budget per thread
   bool parallel_row_blocks = false;          // CPU: spread blocks over threads
