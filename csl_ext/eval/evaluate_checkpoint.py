@@ -55,8 +55,17 @@ def build_from_checkpoint(ckpt: dict, *, random_init: bool = False, seed: int = 
         torch.manual_seed(seed)
         method = build_method(ckpt["method"], **kwargs)
     if not random_init:
-        method.load_state_dict(ckpt["model"])
+        method.load_state_dict(_strip_wrappers(ckpt["model"]))
     return method.eval()
+
+
+def _strip_wrappers(state: dict) -> dict:
+    """Removes the key prefixes DDP ("module.") and torch.compile ("_orig_mod.")
+    add, so a state dict saved from a wrapped model still loads."""
+    for prefix in ("module.", "_orig_mod."):
+        if state and all(key.startswith(prefix) for key in state):
+            state = {key[len(prefix):]: v for key, v in state.items()}
+    return state
 
 
 def load_eval_splits(ckpt: dict, data_root: str | None = None):

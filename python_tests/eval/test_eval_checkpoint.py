@@ -74,6 +74,14 @@ def test_rebuild_loads_the_weights_and_random_init_is_seeded(checkpoint):
     assert not torch.equal(r1.state_dict()[w], trained.state_dict()[w])
 
 
+def test_ddp_prefixed_state_dict_loads(tmp_path, checkpoint):
+    _, method = checkpoint
+    state = {"module." + key: v for key, v in method.state_dict().items()}
+    path = save_checkpoint(tmp_path / "ddp.pt", method, model=state)
+    loaded = build_from_checkpoint(load_checkpoint(str(path)))
+    assert torch.equal(loaded.encoder.conv1.weight, method.encoder.conv1.weight)
+
+
 def test_missing_file(tmp_path):
     with pytest.raises(FileNotFoundError, match="nope.pt"):
         main([str(tmp_path / "nope.pt")])
