@@ -14,7 +14,7 @@ from csl_ext.eval._checks import as_features, as_labels, check_split
 
 @torch.no_grad()
 def knn_predict(train_x, train_y, test_x, *, k: int = 20, temperature: float = 0.07,
-                num_classes: int | None = None, chunk_size: int = 1024) -> torch.Tensor:
+                num_classes: int | None = None, chunk_size: int = 256) -> torch.Tensor:
     """Predicted labels of a weighted kNN [0].
 
     Args:
@@ -24,7 +24,7 @@ def knn_predict(train_x, train_y, test_x, *, k: int = 20, temperature: float = 0
         temperature: T > 0 of the exp(sim / T) vote weights (0.07 in [0]).
         num_classes: C; default max(train_y) + 1.
         chunk_size: queries per similarity block, bounding memory to
-            chunk_size x N similarities.
+            chunk_size x N similarities (e.g. 256 x 50k CIFAR-10 = 51 MB).
 
     Returns:
         (M,) int64 predictions (ties go to the smaller class index).

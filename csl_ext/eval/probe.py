@@ -115,14 +115,17 @@ def _train_probe(train_x, train_y, test_x, test_y, *, hidden, epochs, lr, weight
 
     # every random draw (init, dropout, shuffling) from one seeded stream:
     # the same inputs and seed give the same result, and the caller's RNG is untouched
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+    cuda_ids = []
+    if device.type == "cuda":
+        cuda_ids = [device.index if device.index is not None else torch.cuda.current_device()]
+    with torch.random.fork_rng(devices=cuda_ids):
         torch.manual_seed(seed)
         model = make_probe(train_x.shape[1], num_classes, hidden, dropout=dropout, batch_norm=batch_norm).to(device)
         opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
         n = train_x.shape[0]
         # a batch of one breaks BatchNorm1d in training mode: fold it into the previous batch
-        drop_last = hidden is not None and batch_norm and n % batch_size == 1 and n > 1
-        steps_per_epoch = n // batch_size if drop_last else math.ceil(n / batch_size)
+        fold_last = hidden is not None and batch_norm and n % batch_size == 1 and n > 1
+        steps_per_epoch = n // batch_size if fold_last else math.ceil(n / batch_size)
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs * steps_per_epoch)
         final_loss = float("nan")
         for _ in range(epochs):
