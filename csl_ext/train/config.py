@@ -19,6 +19,8 @@ class TrainConfig:
         dataset: ``digits`` (embedded), ``cifar10``, ``stl10`` or ``folder``.
         data_root: dataset directory (not needed for digits).
         image_size: image side S; None: the dataset's default (DEFAULT_SIZE).
+        subset: pretrain on the first `subset` images of the split only (quick
+            runs and tests); None: all of them.
         epochs: epochs of the schedule (the lr schedule spans all of them).
         batch_size: GLOBAL batch size, split evenly over the processes.
         num_workers: DALI threads / DataLoader workers per process.
@@ -49,6 +51,7 @@ class TrainConfig:
     dataset: str = "digits"
     data_root: str | None = None
     image_size: int | None = None
+    subset: int | None = None
     epochs: int = 10
     batch_size: int = 256
     num_workers: int = 2
@@ -89,6 +92,8 @@ class TrainConfig:
             raise ValueError(f"dataset {self.dataset!r} needs data_root (the directory holding it)")
         if self.image_size is not None and (not isinstance(self.image_size, int) or self.image_size < 16):
             raise ValueError(f"image_size must be None or an integer >= 16, got {self.image_size!r}")
+        if self.subset is not None and (not isinstance(self.subset, int) or self.subset < 1):
+            raise ValueError(f"subset must be None or an integer >= 1, got {self.subset!r}")
         if not isinstance(self.epochs, int) or self.epochs < 1:
             raise ValueError(f"epochs must be an integer >= 1, got {self.epochs!r}")
         if not isinstance(self.batch_size, int) or self.batch_size < 1:

@@ -149,7 +149,7 @@ class Trainer:
             "probe_optimizer": None if self.probe_optimizer is None else self.probe_optimizer.state_dict(),
             "scaler": self.scaler.state_dict(), "rng": rngs, "epoch": epoch, "step": step,
             "step_in_epoch": step_in_epoch, "dataset": self.config.dataset, "data_root": self.config.data_root,
-            "image_size": self.image_size, "world_size": distributed.world_size(),
+            "image_size": self.image_size, "subset": self.config.subset, "world_size": distributed.world_size(),
             "config": self.config.to_dict(),
         }
         if distributed.world_size() > 1:
@@ -174,9 +174,9 @@ class Trainer:
         state = load_checkpoint(self.checkpoint_path)
         cfg = self.config
         for key, mine in (("method", cfg.method), ("method_kwargs", self.method_kwargs),
-                          ("dataset", cfg.dataset), ("image_size", self.image_size)):
-            if state[key] != mine:
-                raise ValueError(f"resume: {self.checkpoint_path} was written with {key}={state[key]!r}, "
+                          ("dataset", cfg.dataset), ("image_size", self.image_size), ("subset", cfg.subset)):
+            if state.get(key) != mine:
+                raise ValueError(f"resume: {self.checkpoint_path} was written with {key}={state.get(key)!r}, "
                                  f"but the config gives {key}={mine!r}; use another output_dir")
         if state["config"].get("batch_size") != cfg.batch_size:
             raise ValueError(f"resume: {self.checkpoint_path} was written with batch_size="
@@ -224,9 +224,11 @@ class Trainer:
         self.device = pick_device(cfg.device)
         self.image_size = cfg.image_size or DEFAULT_SIZE[cfg.dataset]
         data = load_dataset(cfg.dataset, SPLITS[cfg.dataset][0], root=cfg.data_root, image_size=self.image_size)
-        images = data.images.numpy() if isinstance(data.images, torch.Tensor) else np.asarray(data.images)
+        n = len(data) if cfg.subset is None else min(cfg.subset, len(data))
+        images = data.images[:n]
+        images = images.numpy() if isinstance(images, torch.Tensor) else np.asarray(images)
         self.images = np.ascontiguousarray(images.transpose(0, 2, 3, 1))  # N x H x W x 3, as the loaders take
-        labels = np.asarray(data.labels, dtype=np.int64)
+        labels = np.asarray(data.labels[:n], dtype=np.int64)
         self.method_kwargs = self.effective_method_kwargs(data.num_classes if (labels >= 0).any() else 0)
         self.labels = labels if "num_classes" in self.method_kwargs else None
 
