@@ -70,6 +70,7 @@ class TrainResult:
     skipped_steps: int
     losses: list = field(default_factory=list)
     checkpoint_path: str | None = None
+    method_kwargs: dict = field(default_factory=dict)
 
 
 class _RngIsolated:
@@ -116,6 +117,7 @@ class Trainer:
         self.config = config
         self.callbacks = list(callbacks)
         self.stop_requested = False
+        self.rank = 0  # set in fit(); the CLI evaluates on rank 0 only
 
     @property
     def checkpoint_path(self) -> str:
@@ -220,6 +222,7 @@ class Trainer:
     def _setup(self) -> None:
         cfg = self.config
         world = distributed.world_size()
+        self.rank = distributed.rank()
         cfg.validate(world)
         self.device = pick_device(cfg.device)
         self.image_size = cfg.image_size or DEFAULT_SIZE[cfg.dataset]
@@ -268,7 +271,7 @@ class Trainer:
             print(f"no checkpoint at {self.checkpoint_path}: starting a fresh run")
         os.makedirs(cfg.output_dir, exist_ok=True)
         self.log = RunLog(cfg.output_dir, resume_step=step, tensorboard=cfg.tensorboard, enabled=is_main)
-        result = TrainResult(self.method, cfg, "completed", epoch, step, 0)
+        result = TrainResult(self.method, cfg, "completed", epoch, step, 0, method_kwargs=self.method_kwargs)
         if step >= self.total_steps:
             result.checkpoint_path = self.checkpoint_path
             return result
