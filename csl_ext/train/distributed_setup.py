@@ -6,6 +6,7 @@ CPU. Methods whose papers use global batch norm (SimCLR, BYOL) get their
 BatchNorm layers converted before the DistributedDataParallel wrap.
 """
 import os
+import warnings
 
 import torch
 import torch.distributed as dist
@@ -69,4 +70,8 @@ def wrap_model(method: nn.Module, device: torch.device) -> nn.Module:
     # broadcast_buffers=False: buffers that must agree (MoCo's queue) are built
     # from gathered keys on every process; BN running stats stay per process
     # (global BN keeps them equal anyway)
-    return nn.parallel.DistributedDataParallel(method, device_ids=ids, broadcast_buffers=False)
+    with warnings.catch_warnings():
+        # torch 2.14 deprecates broadcast_buffers, but its replacement still syncs
+        # at init and has no per-forward "off" with the same meaning yet
+        warnings.simplefilter("ignore", FutureWarning)
+        return nn.parallel.DistributedDataParallel(method, device_ids=ids, broadcast_buffers=False)

@@ -13,9 +13,9 @@ TINY = {
 
 
 def tiny_config(output_dir, method="simclr", **overrides) -> TrainConfig:
-    """64 digits images, batch 16: 4 steps per epoch."""
-    kw = dict(method=method, method_kwargs=dict(TINY[method]), dataset="digits", image_size=16, subset=64,
-              epochs=2, batch_size=16, num_workers=0, seed=3, output_dir=str(output_dir), backend="torchvision",
+    """32 digits images, batch 8: 4 steps per epoch."""
+    kw = dict(method=method, method_kwargs=dict(TINY[method]), dataset="digits", image_size=16, subset=32,
+              epochs=2, batch_size=8, num_workers=0, seed=3, output_dir=str(output_dir), backend="torchvision",
               log_every=1, progress=False, tensorboard=False)
     kw.update(overrides)
     return TrainConfig(**kw)

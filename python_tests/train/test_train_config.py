@@ -21,8 +21,8 @@ def test_batch_smaller_than_the_number_of_processes():
 
 def test_moco_queue_not_a_multiple_of_the_batch(tmp_path):
     cfg = tiny_config(tmp_path, "moco_v2")
-    cfg.method_kwargs["queue_size"] = 40  # batch 16
-    with pytest.raises(ValueError, match=r"queue_size \(40\) must be a multiple of the global batch size \(16\)"):
+    cfg.method_kwargs["queue_size"] = 36  # batch 8
+    with pytest.raises(ValueError, match=r"queue_size \(36\) must be a multiple of the global batch size \(8\)"):
         train(cfg)
 
 
@@ -41,5 +41,5 @@ def test_other_bad_values_name_the_argument(field, value):
 
 
 def test_batch_larger_than_the_data(tmp_path):
-    with pytest.raises(ValueError, match="batch_size .* larger than the 64 training images"):
-        train(tiny_config(tmp_path, batch_size=128))
+    with pytest.raises(ValueError, match="batch_size .* larger than the 32 training images"):
+        train(tiny_config(tmp_path, batch_size=64))

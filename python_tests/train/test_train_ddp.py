@@ -69,7 +69,10 @@ def test_two_process_gradients_equal_one_process_on_the_whole_batch(tmp_path):
     for rank in range(WORLD):
         grads = results[f"grads{rank}"]
         for name, p in method.encoder.named_parameters():
-            torch.testing.assert_close(grads[name], p.grad, rtol=1e-4, atol=1e-6, msg=f"rank {rank}: {name}")
+            # float32 sums in another order (global BN over two processes): errors
+            # ~1e-5 of the largest gradient; a wrong reduction is off by O(1)
+            scale = p.grad.abs().max().item()
+            torch.testing.assert_close(grads[name], p.grad, rtol=1e-4, atol=1e-4 * scale, msg=f"rank {rank}: {name}")
 
     assert results["status0"] == results["status1"] == ("max_steps", 3)
     s0, s1 = results["state0"], results["state1"]

@@ -9,7 +9,7 @@ from csl_ext.train import Trainer, train
 from csl_ext.train.checkpoint import load_checkpoint
 from conftest import assert_same_weights, tiny_config
 
-STEPS_PER_EPOCH = 4  # 64 images / batch 16
+STEPS_PER_EPOCH = 4  # 32 images / batch 8
 
 
 @pytest.mark.parametrize("method", ["simclr", "moco_v2", "byol"])
