@@ -293,6 +293,8 @@ class Trainer:
                         batch = next(it)
                         if i < step_in_epoch:
                             continue  # consumed before the checkpoint: replayed for the same views after it
+                        if i == step_in_epoch and i > 0:
+                            window["t"] = time.perf_counter()  # images/s without the replayed batches
                         views = batch[:nv]
                         labels = batch[nv] if self.labels is not None else None
 
