@@ -1,0 +1,28 @@
+"""BYOL on the embedded digits, then the frozen-encoder evaluation.
+
+Single process (2 CPU cores: a few minutes):
+    python examples/train_byol.py
+    python examples/train_byol.py --epochs 20 --resume
+Two processes (DDP, gloo on CPU / NCCL on GPUs):
+    torchrun --nproc_per_node=2 examples/train_byol.py --batch-size 256
+
+The paper's settings (Falcon & Cho 2020, Sec. 5 and Table 2; BYOL, Grill et al. 2020):
+    CIFAR-10: --dataset cifar10 --data-root DIR --epochs 1000 --batch-size 512
+              --method-kwargs '{"width": 64, "tau_base": 0.996}'
+    STL-10:   --dataset stl10 --data-root DIR --image-size 64 --epochs 1000 --batch-size 512
+    ImageNet: --dataset folder --data-root DIR --image-size 224 --epochs 1000 --batch-size 4096
+              --method-kwargs '{"arch": "resnet50", "cifar_stem": false, "hidden_dim": 4096, "proj_dim": 256}'
+
+- [0]: BYOL, Grill et al. 2020, https://arxiv.org/abs/2006.07733
+- [1]: Falcon & Cho 2020, https://arxiv.org/abs/2009.00104
+"""
+import sys
+
+from csl_ext.train.example import run_example
+
+# small widths: minutes on 2 CPU cores (the paper's widths are in the docstring)
+KWARGS = {"arch": "resnet18", "width": 16, "hidden_dim": 256, "proj_dim": 64, "tau_base": 0.99,
+          "base_lr": 1.0, "warmup_epochs": 1}
+
+if __name__ == "__main__":
+    sys.exit(run_example("byol", KWARGS, epochs=5, batch_size=128, image_size=32))

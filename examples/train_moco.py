@@ -1,0 +1,28 @@
+"""MoCo v2 on the embedded digits, then the frozen-encoder evaluation.
+
+Single process (2 CPU cores: a few minutes):
+    python examples/train_moco.py
+    python examples/train_moco.py --epochs 20 --resume
+Two processes (DDP, gloo on CPU / NCCL on GPUs):
+    torchrun --nproc_per_node=2 examples/train_moco.py --batch-size 256
+
+The paper's settings (Falcon & Cho 2020, Sec. 5 and Table 2; MoCo v2, Chen et al. 2020):
+    CIFAR-10: --dataset cifar10 --data-root DIR --epochs 800 --batch-size 256
+              --method-kwargs '{"width": 64, "queue_size": 4096, "momentum": 0.99}'
+    STL-10:   --dataset stl10 --data-root DIR --image-size 64 --epochs 800 --batch-size 256
+    ImageNet: --dataset folder --data-root DIR --image-size 224 --epochs 200 --batch-size 256
+              --method-kwargs '{"arch": "resnet50", "cifar_stem": false, "queue_size": 65536}'
+
+- [0]: MoCo v2, Chen et al. 2020, https://arxiv.org/abs/2003.04297
+- [1]: Falcon & Cho 2020, https://arxiv.org/abs/2009.00104
+"""
+import sys
+
+from csl_ext.train.example import run_example
+
+# small widths: minutes on 2 CPU cores (the paper's widths are in the docstring)
+KWARGS = {"arch": "resnet18", "width": 16, "hidden_dim": 256, "proj_dim": 64, "queue_size": 1024,
+          "momentum": 0.99, "temperature": 0.2, "base_lr": 0.3}
+
+if __name__ == "__main__":
+    sys.exit(run_example("moco_v2", KWARGS, epochs=5, batch_size=128, image_size=32))
