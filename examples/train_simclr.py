@@ -1,6 +1,6 @@
 """SimCLR on the embedded digits, then the frozen-encoder evaluation.
 
-Single process (2 CPU cores: about N minutes):
+Single process (2 shared CPU cores: about 5 minutes, evaluation included):
     python examples/train_simclr.py
     python examples/train_simclr.py --epochs 20 --method-kwargs '{"width": 32}' --resume
 Two processes (DDP, gloo on CPU / NCCL on GPUs, global batch norm):
