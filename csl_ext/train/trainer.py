@@ -13,6 +13,7 @@ Example:
     ...                            epochs=2, batch_size=128, output_dir="runs/simclr"))
 """
 import contextlib
+import functools
 import hashlib
 import math
 import os
@@ -71,6 +72,13 @@ class TrainResult:
     losses: list = field(default_factory=list)
     checkpoint_path: str | None = None
     method_kwargs: dict = field(default_factory=dict)
+
+
+@functools.lru_cache(maxsize=2)
+def _pretrain_set(dataset: str, data_root, image_size: int):
+    """The pretraining split, cached: repeated runs in one process (resume
+    tests, sweeps) do not decode and resize it again."""
+    return load_dataset(dataset, SPLITS[dataset][0], root=data_root, image_size=image_size)
 
 
 class _RngIsolated:
@@ -226,7 +234,7 @@ class Trainer:
         cfg.validate(world)
         self.device = pick_device(cfg.device)
         self.image_size = cfg.image_size or DEFAULT_SIZE[cfg.dataset]
-        data = load_dataset(cfg.dataset, SPLITS[cfg.dataset][0], root=cfg.data_root, image_size=self.image_size)
+        data = _pretrain_set(cfg.dataset, cfg.data_root, self.image_size)
         n = len(data) if cfg.subset is None else min(cfg.subset, len(data))
         images = data.images[:n]
         images = images.numpy() if isinstance(images, torch.Tensor) else np.asarray(images)
