@@ -1,0 +1,119 @@
+"""MoCo v2: a momentum key encoder and a queue of negatives.
+
+Parts (Falcon & Cho 2020, Table 1): augmentation = SimCLR's (crop + jitter +
+grayscale + blur); encoder = ResNet (query) and its momentum copy (key);
+representation = last layer, pooled; similarity = MLP head + cosine; loss =
+InfoNCE of each query against its key and K queued keys, temperature 0.2.
+Optimiser: SGD, lr 0.03 x B / 256, momentum 0.9, weight decay 1e-4, cosine.
+
+- [0]: MoCo, He et al. 2020, Algorithm 1, https://arxiv.org/abs/1911.05722
+- [1]: MoCo v2, Chen et al. 2020, https://arxiv.org/abs/2003.04297
+"""
+import copy
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+
+from csl_ext import distributed
+from csl_ext.encoders.resnet import ResNetEncoder
+from csl_ext.heads import ProjectionHead
+from csl_ext.losses.info_nce import info_nce
+from csl_ext.methods.base import Method
+from csl_ext.methods.registry import register
+from csl_ext.optim.schedule import warmup_cosine
+
+
+@register("moco_v2")
+class MoCoV2(Method):
+    """MoCo v2 [1].
+
+    Args:
+        arch, cifar_stem, width: the ResNet encoder.
+        hidden_dim, proj_dim: MLP head (2048 -> 128 in [1]; no batch norm).
+        queue_size: K negatives (65536 in [0]; use fewer than the training
+            images on small data, e.g. 4096 for CIFAR-10). Must be a multiple
+            of the global batch size.
+        momentum: key encoder EMA coefficient m (0.999 in [0]).
+        temperature: 0.2 in [1].
+        base_lr, weight_decay: SGD lr per 256 images (0.03) and 1e-4 [0].
+        num_classes: online probe classes (None: no probe).
+
+    State (buffers, saved in checkpoints): queue (K, proj_dim), queue_ptr.
+    Shuffled batch norm: under DDP the keys' images are shuffled across
+    processes before the key encoder and unshuffled after ([0], Sec. 3.3);
+    in one process there is nothing to shuffle across and BN is plain.
+    """
+
+    augmentation = "moco_v2"
+
+    def __init__(self, arch="resnet18", cifar_stem=True, width=64, hidden_dim=2048, proj_dim=128,
+                 queue_size=65536, momentum=0.999, temperature=0.2, base_lr=0.03, weight_decay=1e-4,
+                 num_classes=None):
+        super().__init__(num_classes)
+        if not isinstance(queue_size, int) or queue_size < 1:
+            raise ValueError(f"queue_size must be an integer >= 1, got {queue_size!r}")
+        if not 0 <= momentum < 1:
+            raise ValueError(f"momentum must be in [0, 1), got {momentum!r}")
+        self.encoder = ResNetEncoder(arch, cifar_stem=cifar_stem, width=width)
+        self.feature_dim = self.encoder.feature_dim
+        self.head = ProjectionHead(self.feature_dim, hidden_dim, proj_dim, batch_norm=False)
+        self.key_encoder = copy.deepcopy(self.encoder).requires_grad_(False)
+        self.key_head = copy.deepcopy(self.head).requires_grad_(False)
+        self.register_buffer("queue", F.normalize(torch.randn(queue_size, proj_dim), dim=1))  # K x D
+        self.register_buffer("queue_ptr", torch.zeros((), dtype=torch.long))
+        self.queue_size, self.momentum, self.temperature = queue_size, momentum, temperature
+        self.base_lr, self.weight_decay = base_lr, weight_decay
+        self._make_probe()
+
+    def check_batch_size(self, global_batch):
+        if self.queue_size % global_batch:
+            raise ValueError(
+                f"queue_size ({self.queue_size}) must be a multiple of the global batch size ({global_batch}) "
+                "so that each step replaces whole slots of the queue"
+            )
+
+    @torch.no_grad()
+    def _momentum_update(self):
+        for online, key in ((self.encoder, self.key_encoder), (self.head, self.key_head)):
+            for p, k in zip(online.parameters(), key.parameters()):
+                k.mul_(self.momentum).add_(p.detach(), alpha=1 - self.momentum)
+
+    @torch.no_grad()
+    def _keys(self, x: torch.Tensor) -> torch.Tensor:
+        """Key projections (N, D) with batch norm shuffled across processes."""
+        if distributed.world_size() == 1:
+            return self.key_head(self.key_encoder(x))
+        n = x.shape[0]
+        x_all = distributed.gather_no_grad(x)  # world*N x 3 x H x W
+        perm = torch.randperm(x_all.shape[0], device=x.device)
+        dist.broadcast(perm, src=0)  # every process uses rank 0's permutation
+        mine = perm.view(-1, n)[distributed.rank()]  # this process's shuffled images
+        k = self.key_head(self.key_encoder(x_all[mine]))
+        k_all = distributed.gather_no_grad(k)  # in shuffled order
+        unshuffle = torch.argsort(perm)
+        return k_all[unshuffle].view(distributed.world_size(), n, -1)[distributed.rank()]
+
+    @torch.no_grad()
+    def _enqueue(self, k: torch.Tensor) -> None:
+        keys = distributed.gather_no_grad(k)  # world*N x D, NO gradient (none needed)
+        ptr, b = int(self.queue_ptr), keys.shape[0]
+        self.queue[ptr : ptr + b] = F.normalize(keys.to(self.queue.dtype), dim=1)
+        self.queue_ptr.fill_((ptr + b) % self.queue_size)
+
+    def ssl_step(self, views):
+        x_q, x_k = views
+        h = self.encoder(x_q)  # N x F
+        q = self.head(h)  # N x D
+        if self.training:
+            self._momentum_update()  # before the keys, as in [0]'s Algorithm 1
+        k = self._keys(x_k)  # N x D
+        loss = info_nce(q.float(), k.float(), self.queue.clone(), self.temperature)
+        if self.training:
+            self._enqueue(k)
+        return loss, h
+
+    def configure_optimizer(self, batch_size, total_steps, steps_per_epoch):
+        lr = self.base_lr * batch_size / 256
+        opt = torch.optim.SGD(self.method_parameters(), lr=lr, momentum=0.9, weight_decay=self.weight_decay)
+        return opt, warmup_cosine(opt, total_steps, 0)
