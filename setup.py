@@ -58,7 +58,9 @@ def _extensions():
         os.environ.setdefault("TORCH_CUDA_ARCH_LIST", "7.5;8.0+PTX")
 
     sources = sorted(glob.glob("csrc/*.cpp") + glob.glob("csrc/ops/*.cpp") + glob.glob("csrc/ops/cpu/*.cpp"))
-    cxx_flags = ["-O3"]
+    # The CPU epilogue's loops vectorise with `omp simd` (no OpenMP runtime) and
+    # without trapping math, which blocks if-converting the clamps (torch builds so too).
+    cxx_flags = ["-O3", "-fopenmp-simd", "-fno-math-errno", "-fno-trapping-math"]
     define_macros = []
     include_dirs = [os.path.join(ROOT, "csrc")]
     library_dirs = []

@@ -5,6 +5,6 @@
 """
 from csl_ext.methods.base import Method, StepOutput
 from csl_ext.methods.registry import METHODS, build_method, register
-from csl_ext.methods import byol, moco, simclr  # noqa: F401,E402  (register)
+from csl_ext.methods import amdim, byol, cpc, moco, simclr, yadim  # noqa: F401,E402  (register)
 
 __all__ = ["METHODS", "Method", "StepOutput", "build_method", "register"]

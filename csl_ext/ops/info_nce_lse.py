@@ -24,7 +24,7 @@ def info_nce_lse(
     softcap: float = 0.0,
     mask: str = "none",
     block_size: int = 1,
-    row_offset: int = 0,
+    row_offset: int | None = None,
     row_weight: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Log-sum-exp of each anchor's logits over the unmasked candidates.
@@ -40,12 +40,14 @@ def info_nce_lse(
         scale: multiplies every dot product, e.g. 1 / temperature.
         softcap: c > 0 caps the logits to (-c, c) with c * tanh(s / c); 0: off.
         mask: "none"; "diag" excludes j == i + row_offset (SimCLR's
-            self-similarity; N + row_offset <= M); "block" excludes the j with
+            self-similarity; N == M, or N + row_offset <= M when an offset is
+            given); "block" excludes the j with
             j // block_size == i + row_offset (AMDIM's own-image locations;
             block_size must divide M).
         block_size: the block length for mask="block".
         row_offset: global index of anchor 0 among the candidates, e.g.
-            rank * N when the candidates are gathered over processes.
+            rank * N when the candidates are gathered over processes; None
+            (the default) means 0 and, for "diag", that N == M.
         row_weight: optional (N,) positive weights w when the caller's loss
             is known to depend on the result as ``c * sum_i w_i lse_i`` (a
             mean: w = 1). The forward then also computes both gradients, and
@@ -68,6 +70,7 @@ def info_nce_lse(
         >>> lse = info_nce_lse(z, z, scale=10.0, mask="diag")  # (8,)
     """
     _validate(anchors, candidates, scale, softcap, mask, block_size, row_offset, row_weight)
+    row_offset = row_offset or 0
     mask_id = MASKS.index(mask)
     if not has_extension():
         warn_fallback("info_nce_lse")
@@ -98,12 +101,12 @@ def _validate(anchors, candidates, scale, softcap, mask, block_size, row_offset,
         raise ValueError(f"softcap must be a finite number >= 0 (0 disables it), got {softcap!r}")
     if mask not in MASKS:
         raise ValueError(f"mask must be one of {MASKS}, got {mask!r}")
-    if not isinstance(row_offset, int) or row_offset < 0:
-        raise ValueError(f"row_offset must be an int >= 0, got {row_offset!r}")
-    if mask == "diag" and n + row_offset > m:
-        raise ValueError(
-            f"mask='diag' needs N + row_offset <= M (N == M without an offset), got N={n}, M={m}, row_offset={row_offset}"
-        )
+    if row_offset is not None and (not isinstance(row_offset, int) or row_offset < 0):
+        raise ValueError(f"row_offset must be None or an int >= 0, got {row_offset!r}")
+    if mask == "diag" and row_offset is None and n != m:
+        raise ValueError(f"mask='diag' needs N == M (or an explicit row_offset), got N={n}, M={m}")
+    if mask == "diag" and row_offset is not None and n + row_offset > m:
+        raise ValueError(f"mask='diag' needs N + row_offset <= M, got N={n}, M={m}, row_offset={row_offset}")
     if mask == "block" and (not isinstance(block_size, int) or block_size < 1 or m % block_size):
         raise ValueError(f"mask='block' needs an int block_size >= 1 that divides M={m}, got {block_size!r}")
     if row_weight is not None:
@@ -113,7 +116,7 @@ def _validate(anchors, candidates, scale, softcap, mask, block_size, row_offset,
                 f"row_weight must have shape (N,) = ({n},) on {anchors.device}, "
                 f"got {tuple(row_weight.shape)} on {row_weight.device}"
             )
-        if n and not bool((row_weight > 0).all()):
+        if n and not torch.compiler.is_compiling() and not bool((row_weight > 0).all()):
             raise ValueError("row_weight must be > 0 everywhere")
     check_finite("anchors", anchors)
     check_finite("candidates", candidates)
@@ -174,7 +177,7 @@ def _register() -> None:
         if need_a:  # row i of dA scales with its own incoming gradient: exact
             grad_a = (ratio.unsqueeze(1) * grad_a_weighted).to(anchors.dtype)
         if need_b:
-            if _is_uniform(ratio):  # e.g. a mean: dB only rescales
+            if _is_uniform(ratio):  # e.g. a mean: dB only rescales (eager only)
                 grad_b = (ratio.mean() * grad_b_weighted).to(candidates.dtype)
             else:
                 _, grad_b = _recompute_grads(ctx, grad_lse, anchors, candidates, lse, False, True)
@@ -203,7 +206,11 @@ def _recompute_grads(ctx, grad_lse, anchors, candidates, lse, need_a, need_b):
 
 def _is_uniform(ratio: torch.Tensor, rtol: float = 1e-6) -> bool:
     """True when every entry equals the mean up to `rtol` (a few float32
-    ulps: e.g. 1/N computed two ways)."""
+    ulps: e.g. 1/N computed two ways). False while tracing (fake or
+    functional tensors under torch.compile), where a data-dependent branch
+    cannot be taken: the traced graph always recomputes dB, which is exact."""
+    if type(ratio) is not torch.Tensor or torch.compiler.is_compiling():
+        return False
     if ratio.numel() == 0:
         return True
     spread = (ratio.max() - ratio.min()).abs()

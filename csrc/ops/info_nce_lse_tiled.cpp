@@ -3,28 +3,25 @@
 #include <ATen/ATen.h>
 #include <c10/util/Exception.h>
 
-#include <algorithm>
+#include <limits>
+
+#include "score_tiles.h"
 
 namespace csl_ext {
 namespace {
 
-bool is_reduced_precision(const at::Tensor& t) {
-  return t.scalar_type() == at::kHalf || t.scalar_type() == at::kBFloat16;
-}
+constexpr double kNegInf = -std::numeric_limits<double>::infinity();
 
-// Half and bfloat16 inputs are computed in float32 (fp32 accumulation);
-// float and double in their own precision.
-at::ScalarType compute_dtype(const at::Tensor& t) {
-  return is_reduced_precision(t) ? at::kFloat : t.scalar_type();
-}
-
-at::Tensor as_compute(const at::Tensor& t) {
-  return t.to(compute_dtype(t)).contiguous();
-}
-
-int64_t rows_per_tile(const InfoNceEpilogue& epilogue, int64_t n, int64_t m) {
-  return std::max<int64_t>(1, std::min<int64_t>(n, epilogue.tile_elements /
-                                                       std::max<int64_t>(m, 1)));
+ScoreTiles make_tiles(const at::Tensor& anchors, const at::Tensor& candidates,
+                      const InfoNceParams& params,
+                      const InfoNceEpilogue& epilogue) {
+  ScoreTiles tiles;
+  tiles.anchors = as_compute(anchors);
+  tiles.candidates = as_compute(candidates);
+  tiles.scale = params.scale;
+  tiles.tile_elements = epilogue.tile_elements;
+  tiles.parallel_row_blocks = epilogue.parallel_row_blocks;
+  return tiles;
 }
 
 }  // namespace
@@ -72,8 +69,7 @@ InfoNceParams info_nce_check_args(const at::Tensor& anchors,
   params.row_offset = row_offset;
   if (params.mask == InfoNceMask::kDiag) {
     TORCH_CHECK(row_offset + n <= m,
-                "info_nce_lse: mask 'diag' needs N + row_offset <= M (N == M "
-                "without offset), got N=",
+                "info_nce_lse: mask 'diag' needs N + row_offset <= M, got N=",
                 n, ", M=", m, ", row_offset=", row_offset);
   }
   if (params.mask == InfoNceMask::kBlock) {
@@ -85,124 +81,82 @@ InfoNceParams info_nce_check_args(const at::Tensor& anchors,
   return params;
 }
 
-at::Tensor info_nce_lse_forward_tiled(const at::Tensor& anchors_in,
-                                      const at::Tensor& candidates_in,
+at::Tensor info_nce_lse_forward_tiled(const at::Tensor& anchors,
+                                      const at::Tensor& candidates,
                                       const InfoNceParams& params,
                                       const InfoNceEpilogue& epilogue) {
-  const int64_t n = anchors_in.size(0);
-  const int64_t m = candidates_in.size(0);
-  const auto dtype = compute_dtype(anchors_in);
-  auto lse = at::empty({n}, anchors_in.options().dtype(dtype));
-  if (n == 0) return lse;
-  if (m == 0) return lse.fill_(-std::numeric_limits<double>::infinity());
-
-  const auto anchors = as_compute(anchors_in);
-  const auto candidates_t = as_compute(candidates_in).t();  // D x M
-  const int64_t rows = rows_per_tile(epilogue, n, m);
-  auto workspace = at::empty({rows, m}, anchors.options());
-  for (int64_t r0 = 0; r0 < n; r0 += rows) {
-    const int64_t r = std::min(rows, n - r0);
-    auto tile = workspace.narrow(0, 0, r);  // R x M scores
-    at::addmm_out(tile, tile, anchors.narrow(0, r0, r), candidates_t,
-                  /*beta=*/0, /*alpha=*/params.scale);
-    auto lse_rows = lse.narrow(0, r0, r);
-    epilogue.logits_and_lse(tile, lse_rows, params, r0);
-  }
+  const auto tiles = make_tiles(anchors, candidates, params, epilogue);
+  // -inf stays for every row when there is no candidate at all.
+  auto lse = at::full({anchors.size(0)}, kNegInf, tiles.anchors.options());
+  for_each_score_tile(tiles, [&](at::Tensor& tile, int64_t row0) {
+    auto lse_rows = lse.narrow(0, row0, tile.size(0));
+    epilogue.logits_and_lse(tile, lse_rows, params, row0);
+  });
   return lse;
 }
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor> info_nce_lse_with_grad_tiled(
-    const at::Tensor& anchors_in, const at::Tensor& candidates_in,
-    const at::Tensor& row_weight_in, const InfoNceParams& params,
+    const at::Tensor& anchors, const at::Tensor& candidates,
+    const at::Tensor& row_weight, const InfoNceParams& params,
     const InfoNceEpilogue& epilogue) {
-  TORCH_CHECK(row_weight_in.dim() == 1 &&
-                  row_weight_in.size(0) == anchors_in.size(0),
+  TORCH_CHECK(row_weight.dim() == 1 && row_weight.size(0) == anchors.size(0),
               "info_nce_lse: row_weight must have shape (N,) = (",
-              anchors_in.size(0), ",), got ", row_weight_in.sizes());
-  const int64_t n = anchors_in.size(0);
-  const int64_t m = candidates_in.size(0);
-  const auto dtype = compute_dtype(anchors_in);
-  auto lse = at::empty({n}, anchors_in.options().dtype(dtype));
-  auto grad_a = at::zeros({n, anchors_in.size(1)}, lse.options());
-  auto grad_b = at::zeros({m, anchors_in.size(1)}, lse.options());
-  if (n > 0 && m == 0) lse.fill_(-std::numeric_limits<double>::infinity());
-  if (n > 0 && m > 0) {
-    const auto anchors = as_compute(anchors_in);
-    const auto candidates = as_compute(candidates_in);
-    const auto candidates_t = candidates.t();
-    const auto row_weight = row_weight_in.to(dtype).contiguous();
-    const int64_t rows = rows_per_tile(epilogue, n, m);
-    auto workspace = at::empty({rows, m}, anchors.options());
-    for (int64_t r0 = 0; r0 < n; r0 += rows) {
-      const int64_t r = std::min(rows, n - r0);
-      auto tile = workspace.narrow(0, 0, r);
-      const auto anchors_rows = anchors.narrow(0, r0, r);
-      at::addmm_out(tile, tile, anchors_rows, candidates_t, 0, params.scale);
-      auto lse_rows = lse.narrow(0, r0, r);
-      epilogue.logits_and_lse(tile, lse_rows, params, r0);
-      epilogue.score_grad(tile, lse_rows, row_weight.narrow(0, r0, r), params,
-                          r0);
-      auto grad_a_rows = grad_a.narrow(0, r0, r);
-      at::addmm_out(grad_a_rows, grad_a_rows, tile, candidates, 0,
-                    params.scale);
-      grad_b.addmm_(tile.t(), anchors_rows, 1, params.scale);
+              anchors.size(0), ",), got ", row_weight.sizes());
+  auto tiles = make_tiles(anchors, candidates, params, epilogue);
+  const auto opts = tiles.anchors.options();
+  auto lse = at::full({anchors.size(0)}, kNegInf, opts);
+  const auto weight = row_weight.to(opts.dtype()).contiguous();
+  tiles.grad_a = at::empty_like(tiles.anchors);
+  tiles.need_grad_b = true;
+  auto grad_b = for_each_score_tile(tiles, [&](at::Tensor& tile, int64_t row0) {
+    const int64_t r = tile.size(0);
+    auto lse_rows = lse.narrow(0, row0, r);
+    const auto weight_rows = weight.narrow(0, row0, r);
+    if (epilogue.logits_lse_and_score_grad != nullptr) {
+      epilogue.logits_lse_and_score_grad(tile, lse_rows, weight_rows, params,
+                                         row0);
+    } else {
+      epilogue.logits_and_lse(tile, lse_rows, params, row0);
+      epilogue.score_grad(tile, lse_rows, weight_rows, params, row0);
     }
-  }
+  });
   // Kept in the compute dtype: the backward rescales them before casting.
-  return {lse, grad_a, grad_b};
+  return {lse, tiles.grad_a, grad_b};
 }
 
 std::tuple<at::Tensor, at::Tensor> info_nce_lse_backward_tiled(
-    const at::Tensor& grad_lse_in, const at::Tensor& anchors_in,
-    const at::Tensor& candidates_in, const at::Tensor& lse_in,
+    const at::Tensor& grad_lse, const at::Tensor& anchors,
+    const at::Tensor& candidates, const at::Tensor& lse,
     const InfoNceParams& params, bool need_anchors, bool need_candidates,
     const InfoNceEpilogue& epilogue) {
-  const int64_t n = anchors_in.size(0);
-  const int64_t m = candidates_in.size(0);
-  TORCH_CHECK(grad_lse_in.dim() == 1 && grad_lse_in.size(0) == n,
+  const int64_t n = anchors.size(0);
+  TORCH_CHECK(grad_lse.dim() == 1 && grad_lse.size(0) == n,
               "info_nce_lse_backward: grad_lse must have shape (N,), got ",
-              grad_lse_in.sizes());
-  TORCH_CHECK(lse_in.dim() == 1 && lse_in.size(0) == n,
+              grad_lse.sizes());
+  TORCH_CHECK(lse.dim() == 1 && lse.size(0) == n,
               "info_nce_lse_backward: lse must have shape (N,), got ",
-              lse_in.sizes());
-  const auto dtype = compute_dtype(anchors_in);
-  const auto opts = anchors_in.options().dtype(dtype);
-  at::Tensor grad_a, grad_b;
-  if (need_anchors) grad_a = at::zeros({n, anchors_in.size(1)}, opts);
-  if (need_candidates) grad_b = at::zeros({m, anchors_in.size(1)}, opts);
-  if (n > 0 && m > 0 && (need_anchors || need_candidates)) {
-    const auto anchors = as_compute(anchors_in);
-    const auto candidates = as_compute(candidates_in);
-    const auto candidates_t = candidates.t();
-    const auto grad_lse = grad_lse_in.to(dtype).contiguous();
-    const auto lse = lse_in.to(dtype).contiguous();
-    const int64_t rows = rows_per_tile(epilogue, n, m);
-    auto workspace = at::empty({rows, m}, opts);
-    for (int64_t r0 = 0; r0 < n; r0 += rows) {
-      const int64_t r = std::min(rows, n - r0);
-      auto tile = workspace.narrow(0, 0, r);
-      const auto anchors_rows = anchors.narrow(0, r0, r);
-      at::addmm_out(tile, tile, anchors_rows, candidates_t, 0, params.scale);
+              lse.sizes());
+  auto tiles = make_tiles(anchors, candidates, params, epilogue);
+  const auto dtype = tiles.anchors.scalar_type();
+  const auto saved_lse = lse.to(dtype).contiguous();
+  const auto upstream = grad_lse.to(dtype).contiguous();
+  if (need_anchors) tiles.grad_a = at::empty_like(tiles.anchors);
+  tiles.need_grad_b = need_candidates;
+  at::Tensor grad_b;
+  if (need_anchors || need_candidates) {
+    grad_b = for_each_score_tile(tiles, [&](at::Tensor& tile, int64_t row0) {
+      const int64_t r = tile.size(0);
       at::Tensor no_lse;  // the saved lse is reused: logits only
-      epilogue.logits_and_lse(tile, no_lse, params, r0);
-      epilogue.score_grad(tile, lse.narrow(0, r0, r),
-                          grad_lse.narrow(0, r0, r), params, r0);
-      if (need_anchors) {
-        auto grad_a_rows = grad_a.narrow(0, r0, r);
-        at::addmm_out(grad_a_rows, grad_a_rows, tile, candidates, 0,
-                      params.scale);
-      }
-      if (need_candidates) {
-        grad_b.addmm_(tile.t(), anchors_rows, 1, params.scale);
-      }
-    }
+      epilogue.logits_and_lse(tile, no_lse, params, row0);
+      epilogue.score_grad(tile, saved_lse.narrow(0, row0, r),
+                          upstream.narrow(0, row0, r), params, row0);
+    });
   }
   // A gradient that was not asked for is an empty (0,) tensor.
-  grad_a = need_anchors ? grad_a.to(anchors_in.scalar_type())
-                        : at::empty({0}, anchors_in.options());
-  grad_b = need_candidates ? grad_b.to(candidates_in.scalar_type())
-                           : at::empty({0}, candidates_in.options());
-  return {grad_a, grad_b};
+  return {need_anchors ? tiles.grad_a.to(anchors.scalar_type())
+                       : at::empty({0}, anchors.options()),
+          need_candidates ? grad_b.to(candidates.scalar_type())
+                          : at::empty({0}, candidates.options())};
 }
 
 }  // namespace csl_ext

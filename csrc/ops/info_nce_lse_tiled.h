@@ -1,10 +1,6 @@
-// Device-generic tiling driver of the fused InfoNCE op.
-//
-// The driver walks over blocks of anchor rows. For each block it computes the
-// (rows x M) score tile with one GEMM into a reused workspace and hands it to
-// a per-device epilogue; the gradient GEMMs (dA = dS.B, dB += dS^T.A) follow
-// on the same tile. Only the epilogue differs between CPU and CUDA, so the
-// loop and its GEMMs are written once here with ATen calls.
+// Device-generic part of the fused InfoNCE op: its three passes (forward,
+// forward with gradients, backward) over the score tiles of score_tiles.h.
+// Only the epilogue below differs between CPU and CUDA.
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -27,8 +23,15 @@ struct InfoNceEpilogue {
   void (*score_grad)(at::Tensor& tile, const at::Tensor& lse,
                      const at::Tensor& row_scale, const InfoNceParams& params,
                      int64_t row0);
+  // Optional (nullptr: the two above in turn): both at once for the forward
+  // that also computes gradients, e.g. with one exp per entry instead of two.
+  void (*logits_lse_and_score_grad)(at::Tensor& tile, at::Tensor& lse,
+                                    const at::Tensor& row_scale,
+                                    const InfoNceParams& params, int64_t row0);
   // Workspace budget in elements; the row block is budget / M rows.
   int64_t tile_elements;
+  // Spread row blocks over CPU threads (see above); false on CUDA.
+  bool parallel_row_blocks;
 };
 
 // Checks the arguments and returns the parameters; throws c10::Error with a

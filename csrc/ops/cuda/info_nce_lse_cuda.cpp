@@ -37,7 +37,9 @@ void info_nce_score_grad_cuda(at::Tensor& tile, const at::Tensor& lse,
 // Larger tiles than on CPU: enough rows to fill the GPU's GEMMs.
 const InfoNceEpilogue kCudaEpilogue{&info_nce_logits_and_lse_cuda,
                                     &info_nce_score_grad_cuda,
-                                    /*tile_elements=*/int64_t{1} << 24};
+                                    /*logits_lse_and_score_grad=*/nullptr,
+                                    /*tile_elements=*/int64_t{1} << 24,
+                                    /*parallel_row_blocks=*/false};
 
 at::Tensor info_nce_lse_forward_cuda(const at::Tensor& anchors,
                                      const at::Tensor& candidates,

@@ -5,45 +5,11 @@
 #include <cmath>
 #include <limits>
 
+#include "block_reduce.cuh"
 #include "info_nce_lse_launch.h"
 
 namespace csl_ext {
 namespace {
-
-constexpr int kThreads = 256;  // a power of two, a multiple of the warp
-
-template <typename T>
-struct MaxOp {
-  __device__ T operator()(T a, T b) const { return a > b ? a : b; }
-};
-template <typename T>
-struct SumOp {
-  __device__ T operator()(T a, T b) const { return a + b; }
-};
-
-// Reduces `value` over the block; every thread gets the result.
-template <typename T, typename Op>
-__device__ T block_reduce(T value, T identity, Op op) {
-  __shared__ T warp_results[kThreads / 32];
-  for (int offset = 16; offset > 0; offset >>= 1) {
-    value = op(value, __shfl_down_sync(0xffffffffu, value, offset));
-  }
-  const int lane = threadIdx.x & 31;
-  const int warp = threadIdx.x >> 5;
-  if (lane == 0) warp_results[warp] = value;
-  __syncthreads();
-  value = threadIdx.x < (blockDim.x >> 5) ? warp_results[lane] : identity;
-  if (warp == 0) {
-    for (int offset = 16; offset > 0; offset >>= 1) {
-      value = op(value, __shfl_down_sync(0xffffffffu, value, offset));
-    }
-    if (lane == 0) warp_results[0] = value;
-  }
-  __syncthreads();
-  value = warp_results[0];
-  __syncthreads();  // warp_results is reused by the next reduction
-  return value;
-}
 
 template <typename T>
 __global__ void info_nce_logits_and_lse_kernel(T* tile, T* lse, int64_t m,
@@ -105,7 +71,7 @@ cudaError_t launch_info_nce_logits_and_lse(T* tile, T* lse, int64_t rows,
                                            int64_t row0, cudaStream_t stream) {
   if (rows == 0) return cudaSuccess;
   info_nce_logits_and_lse_kernel<T>
-      <<<static_cast<unsigned>(rows), kThreads, 0, stream>>>(tile, lse, m,
+      <<<static_cast<unsigned>(rows), kBlockReduceThreads, 0, stream>>>(tile, lse, m,
                                                               params, row0);
   return cudaGetLastError();
 }
@@ -116,7 +82,7 @@ cudaError_t launch_info_nce_score_grad(T* tile, const T* lse,
                                        int64_t m, InfoNceParams params,
                                        int64_t row0, cudaStream_t stream) {
   if (rows == 0) return cudaSuccess;
-  info_nce_score_grad_kernel<T><<<static_cast<unsigned>(rows), kThreads, 0,
+  info_nce_score_grad_kernel<T><<<static_cast<unsigned>(rows), kBlockReduceThreads, 0,
                                   stream>>>(tile, lse, row_scale, m, params,
                                             row0);
   return cudaGetLastError();
