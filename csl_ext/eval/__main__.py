@@ -1,0 +1,4 @@
+"""python -m csl_ext.eval --checkpoint runs/simclr/checkpoint.pt"""
+from csl_ext.eval.evaluate import main
+
+main()
