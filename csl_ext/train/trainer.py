@@ -53,6 +53,7 @@ class TrainConfig:
         num_workers: loader workers / DALI threads per process.
         amp: mixed precision on GPUs ("auto": on when CUDA is used).
         max_nonfinite: consecutive non-finite losses tolerated (skipped) before aborting.
+        subset: pretrain on the first `subset` images only (quick checks).
     """
 
     method: str = "simclr"
@@ -71,6 +72,7 @@ class TrainConfig:
     num_workers: int = 0
     amp: str = "auto"
     max_nonfinite: int = 10
+    subset: int | None = None
     progress: bool = True
     log_every: int = 1
 
@@ -166,6 +168,10 @@ def train(cfg: TrainConfig, on_step=None) -> TrainResult:
     if dataset not in SPLITS:
         raise ValueError(f"dataset must be one of {tuple(SPLITS)}, got {dataset!r}")
     data = load_dataset(dataset, SPLITS[dataset][0], cfg.data_root, cfg.download and rank == 0, cfg.image_size)
+    if cfg.subset is not None:
+        if not hasattr(data, "subset") or cfg.subset < 1:
+            raise ValueError(f"subset must be >= 1 and needs an in-memory dataset, got {cfg.subset!r} for {dataset!r}")
+        data = data.subset(range(min(cfg.subset, len(data))))
     image_size = data.image_size
     steps_per_epoch = len(data) // cfg.batch_size  # drop_last: equal batches on every process
     if steps_per_epoch < 1:
