@@ -26,7 +26,7 @@ DEFAULTS = TrainConfig(
     method_kwargs=dict(blocks=(1, 1), width=16, offsets=(1, 2, 3), context_blocks=1, lr=1e-3, warmup_epochs=1),
     dataset="digits",
     batch_size=128,
-    epochs=5,
+    epochs=3,
     out_dir="runs/cpc",
 )
 

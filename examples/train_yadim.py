@@ -26,7 +26,7 @@ DEFAULTS = TrainConfig(
     method_kwargs=dict(ndf=16, n_rkhs=64, depth=1, lr=1e-3, warmup_epochs=1),
     dataset="digits",
     batch_size=128,
-    epochs=8,
+    epochs=6,
     out_dir="runs/yadim",
 )
 
