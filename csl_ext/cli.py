@@ -1,109 +1,83 @@
-"""csl-train: pretrain a method, then evaluate it with the paper's protocol
-beside a random-init encoder of the same architecture.
+"""``csl-train``: pretrain a method, then evaluate it beside a random-init encoder.
 
-    csl-train --method simclr                                   # embedded digits, CPU
-    torchrun --nproc_per_node=2 -m csl_ext.cli --method moco_v2 --set queue_size=1024
-    csl-train --method yadim --dataset stl10 --data-root ~/data --epochs 200 --batch-size 512
-    csl-train --method simclr --out runs/simclr --resume        # continue after SIGTERM / preemption
-
---set passes method arguments (python literals), e.g. --set width=16 arch='"resnet10"'.
+Examples:
+    csl-train --method simclr --dataset digits --epochs 2 --batch-size 128 \\
+        --output-dir runs/simclr --method-kwargs '{"width": 16}'
+    csl-train ... --resume              # continue from runs/simclr/checkpoint.pt
+    torchrun --nproc_per_node=2 -m csl_ext.cli --method simclr ...   # DDP
 """
 import argparse
-import ast
 import json
+import sys
 
-import torch
+from csl_ext.train import TrainConfig, Trainer
 
-from csl_ext.train.trainer import TrainConfig, cleanup_distributed, train
-
-
-def parse_set(items) -> dict:
-    """["width=16", "hidden_dim=128"] -> {"width": 16, "hidden_dim": 128}."""
-    out = {}
-    for item in items or []:
-        if "=" not in item:
-            raise ValueError(f"--set expects key=value, got {item!r}")
-        key, value = item.split("=", 1)
-        try:
-            out[key] = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            out[key] = value  # a bare string
-    return out
+__all__ = ["main", "build_parser"]
 
 
-def run(cfg: TrainConfig, evaluate_after: bool = True, eval_epochs: int = 100, compare_random: bool = True) -> dict:
-    """Pretrains, then (on rank 0) evaluates the frozen encoder with the
-    paper's MLP protocol and, for comparison, a random-init encoder of the
-    same architecture. Returns {"accuracy", "random_init_accuracy", ...}."""
-    from csl_ext import distributed
-    from csl_ext.eval import evaluate
-    from csl_ext.train.trainer import make_method
-
-    result = train(cfg)
-    report = {"method": cfg.method, "dataset": cfg.dataset, "epochs_done": result.epoch, "steps": result.step,
-              "interrupted": result.interrupted}
-    if evaluate_after and not result.interrupted and distributed.rank() == 0:
-        method = result.method
-        report["accuracy"] = evaluate(method, cfg.dataset, cfg.data_root, cfg.image_size, ("mlp",), eval_epochs)["mlp"]
-        if compare_random:
-            torch.manual_seed(cfg.seed + 1)
-            random_method = make_method(cfg, method.num_classes, result_image_size(method, cfg)).to(next(method.parameters()).device)
-            report["random_init_accuracy"] = evaluate(random_method, cfg.dataset, cfg.data_root, cfg.image_size, ("mlp",), eval_epochs)["mlp"]
-    cleanup_distributed()
-    return report
-
-
-def result_image_size(method, cfg: TrainConfig) -> int:
-    from csl_ext.data import DEFAULT_SIZE
-
-    return cfg.image_size or DEFAULT_SIZE[cfg.dataset]
-
-
-def build_parser(defaults: TrainConfig | None = None) -> argparse.ArgumentParser:
-    d = defaults or TrainConfig()
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--method", default=d.method)
-    p.add_argument("--dataset", default=d.dataset, help="digits (embedded), cifar10, stl10 or folder")
-    p.add_argument("--data-root", default=d.data_root)
-    p.add_argument("--download", action="store_true", help="fetch cifar10 / stl10 into --data-root (needs network)")
-    p.add_argument("--image-size", type=int, default=d.image_size)
-    p.add_argument("--batch-size", type=int, default=d.batch_size, help="global batch size over all processes")
+def build_parser(**defaults) -> argparse.ArgumentParser:
+    """The csl-train argument parser; `defaults` override argument defaults
+    (dest names, e.g. method="byol", epochs=5, method_kwargs={...})."""
+    d = TrainConfig()
+    p = argparse.ArgumentParser(prog="csl-train", description=__doc__.split("\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--method", default=d.method, help="simclr, moco_v2, byol, amdim, cpc_v2, yadim")
+    p.add_argument("--method-kwargs", type=json.loads, default={}, help='JSON, e.g. \'{"width": 16}\'')
+    p.add_argument("--dataset", default="digits", help="digits (embedded), cifar10, stl10, folder")
+    p.add_argument("--data-root", default=None, help="dataset directory (not needed for digits)")
+    p.add_argument("--image-size", type=int, default=None, help="default: the dataset's")
+    p.add_argument("--subset", type=int, default=None, help="pretrain on the first N images only")
     p.add_argument("--epochs", type=int, default=d.epochs)
-    p.add_argument("--stop-after-epochs", type=int, default=d.stop_after_epochs)
+    p.add_argument("--batch-size", type=int, default=d.batch_size, help="global, over all processes")
+    p.add_argument("--num-workers", type=int, default=d.num_workers)
     p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--out", default=d.out_dir, help="checkpoint, log.csv, loss.png and tb/ go here")
-    p.add_argument("--resume", action="store_true", help="continue from <out>/checkpoint.pt")
+    p.add_argument("--output-dir", default=d.output_dir)
+    p.add_argument("--resume", action="store_true", help="continue from OUTPUT_DIR/checkpoint.pt")
     p.add_argument("--backend", default=d.backend, choices=("auto", "dali", "torchvision"))
-    p.add_argument("--workers", type=int, default=d.num_workers)
-    p.add_argument("--amp", default=d.amp, choices=("auto", "on", "off"))
-    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="method arguments")
-    p.add_argument("--no-eval", action="store_true")
-    p.add_argument("--eval-epochs", type=int, default=100)
+    p.add_argument("--max-steps", type=int, default=None, help="stop (with a checkpoint) after N steps")
+    p.add_argument("--log-every", type=int, default=d.log_every)
+    p.add_argument("--amp", default=d.amp, choices=("auto", "bf16", "fp16", "off"))
+    p.add_argument("--device", default=None)
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--eval-protocols", default="mlp", help="comma-separated: mlp,linear,knn")
+    p.add_argument("--no-eval", action="store_true", help="skip the evaluation after training")
+    if defaults:
+        p.set_defaults(**defaults)
     return p
 
 
-def config_from_args(args, method_kwargs: dict | None = None) -> TrainConfig:
-    kwargs = dict(method_kwargs or {})
-    kwargs.update(parse_set(args.set))
-    return TrainConfig(
-        method=args.method, method_kwargs=kwargs, dataset=args.dataset, data_root=args.data_root,
-        download=args.download, image_size=args.image_size, batch_size=args.batch_size, epochs=args.epochs,
-        stop_after_epochs=args.stop_after_epochs, seed=args.seed, out_dir=args.out, resume=args.resume,
-        backend=args.backend, num_workers=args.workers, amp=args.amp, progress=not args.no_progress,
-    )
+def config_from_args(args) -> TrainConfig:
+    return TrainConfig(method=args.method, method_kwargs=args.method_kwargs, dataset=args.dataset,
+                       data_root=args.data_root, image_size=args.image_size, subset=args.subset,
+                       epochs=args.epochs, batch_size=args.batch_size, num_workers=args.num_workers,
+                       seed=args.seed, output_dir=args.output_dir, resume=args.resume, backend=args.backend,
+                       max_steps=args.max_steps, log_every=args.log_every, amp=args.amp, device=args.device,
+                       progress=not args.no_progress)
 
 
-def main(argv=None, defaults: TrainConfig | None = None) -> dict:
-    args = build_parser(defaults).parse_args(argv)
-    cfg = config_from_args(args, defaults.method_kwargs if defaults and args.method == defaults.method else None)
-    report = run(cfg, evaluate_after=not args.no_eval, eval_epochs=args.eval_epochs)
-    if "accuracy" in report:
-        print(f"{cfg.method} on {cfg.dataset}: MLP-protocol test accuracy {report['accuracy']:.4f} "
-              f"(random-init encoder: {report.get('random_init_accuracy', float('nan')):.4f})", flush=True)
-    print(json.dumps(report), flush=True)
-    return report
+def main(argv=None, **defaults) -> int:
+    """Runs csl-train; returns the exit status (0: trained and evaluated, or
+    stopped with a checkpoint). `defaults` as in `build_parser`."""
+    args = build_parser(**defaults).parse_args(argv)
+    if isinstance(args.method_kwargs, str):  # a default given as JSON text
+        args.method_kwargs = json.loads(args.method_kwargs)
+    trainer = Trainer(config_from_args(args))
+    result = trainer.fit()
+    if trainer.rank != 0:
+        return 0
+    print(f"{result.status}: {result.step} steps, {result.epoch} epochs; checkpoint {result.checkpoint_path}")
+    if result.status != "completed" or args.no_eval:
+        return 0
+    from csl_ext.train.evaluate import evaluate_pretrained
+
+    scores = evaluate_pretrained(result.method, result.config, result.method_kwargs,
+                                 protocols=[p.strip() for p in args.eval_protocols.split(",") if p.strip()])
+    if scores is not None:
+        print(f"{'protocol':<10}{'pretrained':>12}{'random init':>13}")
+        for proto in scores["pretrained"]:
+            print(f"{proto:<10}{scores['pretrained'][proto]:>12.4f}{scores['random_init'][proto]:>13.4f}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

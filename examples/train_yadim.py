@@ -1,34 +1,28 @@
-"""YADIM on the embedded digits: pretrain, evaluate with the paper's protocol,
-print the test accuracy beside a random-init encoder of the same architecture.
+"""YADIM (AMDIM encoder, AMDIM + CPC augmentations, last-map NCE with a dot product) on the embedded digits, then the frozen-encoder evaluation.
 
-Default run (CPU, no download, a few minutes):
+Single process (2 CPU cores: a few minutes):
     python examples/train_yadim.py
+    python examples/train_yadim.py --epochs 20 --resume
+Two processes (DDP, gloo on CPU / NCCL on GPUs):
+    torchrun --nproc_per_node=2 examples/train_yadim.py --batch-size 256
 
-Two processes with torch DDP (gloo on CPU, NCCL on GPUs; AMP on GPUs):
-    torchrun --nproc_per_node=2 examples/train_yadim.py
+The paper's settings (Falcon & Cho 2020, Sec. 5 and Table 2; YADIM, Falcon & Cho 2020):
+    CIFAR-10: --dataset cifar10 --data-root DIR --epochs 1000 --batch-size 200
+              --method-kwargs '{"ndf": 320, "n_rkhs": 1280, "depth": 10}'
+    STL-10:   --dataset stl10 --data-root DIR --image-size 64 --epochs 1000 --batch-size 200
+              --method-kwargs '{"ndf": 192, "n_rkhs": 1536, "depth": 8}'
+    ImageNet: --dataset folder --data-root DIR --image-size 128 --epochs 150 --batch-size 1008
+              --method-kwargs '{"ndf": 320, "n_rkhs": 2560, "depth": 10}'
 
-Continue an interrupted run (checkpoints every epoch and on SIGTERM):
-    python examples/train_yadim.py --resume
-
-The paper's settings (Falcon & Cho 2020, https://arxiv.org/abs/2009.00104): AMDIM encoder preset of the image size, union of the AMDIM and CPC pipelines, (-1:-1) NCE with dot product, Adam lr 2e-4, batch 200-1008.
-    CIFAR-10 (32 px):  python examples/train_yadim.py --dataset cifar10 --data-root ~/data --batch-size 512 --epochs 500 
-    STL-10 (96 -> 64 px, unlabeled split): python examples/train_yadim.py --dataset stl10 --data-root ~/data --image-size 64 --batch-size 512 --epochs 500 
-    ImageNet (128 px image folder): torchrun --nproc_per_node=8 examples/train_yadim.py --dataset folder --data-root ~/imagenet --image-size 128 --batch-size 1024 --epochs 300 
-Add --download to fetch CIFAR-10 / STL-10 when the network allows. Method
-arguments go through --set key=value; see csl_ext.methods.yadim.
+- [0]: YADIM, Falcon & Cho 2020, https://arxiv.org/abs/2009.00104
+- [1]: Falcon & Cho 2020, https://arxiv.org/abs/2009.00104
 """
-from csl_ext.cli import main
-from csl_ext.train import TrainConfig
+import sys
 
-# Small enough for two CPU cores: a narrow encoder and a few epochs on digits.
-DEFAULTS = TrainConfig(
-    method="yadim",
-    method_kwargs=dict(ndf=16, n_rkhs=64, depth=1, lr=1e-3, warmup_epochs=1),
-    dataset="digits",
-    batch_size=128,
-    epochs=6,
-    out_dir="runs/yadim",
-)
+from csl_ext.train.example import run_example
+
+# small widths: minutes on 2 CPU cores (the paper's widths are in the docstring)
+KWARGS = {"ndf": 32, "n_rkhs": 256, "depth": 3}
 
 if __name__ == "__main__":
-    main(defaults=DEFAULTS)
+    sys.exit(run_example("yadim", KWARGS, epochs=5, batch_size=128, image_size=32))

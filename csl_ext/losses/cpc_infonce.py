@@ -12,6 +12,7 @@ from torch import nn
 
 from csl_ext.ops._checks import check_same, check_tensor
 from csl_ext.ops.info_nce_lse import info_nce_lse
+from csl_ext.ops.reference import compute_dtype
 
 __all__ = ["cpc_infonce", "cpc_infonce_reference", "CPCInfoNCELoss"]
 
@@ -65,7 +66,7 @@ def cpc_infonce(
         row_weight.append(targets.new_full((rows,), 1.0 / rows, dtype=torch.float32))
     anchors = torch.cat(anchors)  # R x D, R = sum_n B (H - offsets[n]) W
     positive_index = torch.cat(positive_index)
-    row_weight = torch.cat(row_weight).to(_compute_dtype(anchors.dtype))
+    row_weight = torch.cat(row_weight).to(compute_dtype(anchors.dtype))
     lse = info_nce_lse(anchors, candidates, scale=scale, row_weight=row_weight)  # R
     positive = scale * (anchors * candidates[positive_index]).sum(1)  # R: gathered dot products
     # sum_n mean over step n = sum_r row_weight_r * (lse_r - pos_r)
@@ -98,10 +99,6 @@ class CPCInfoNCELoss(nn.Module):
 
     def forward(self, preds: Sequence[torch.Tensor], targets: torch.Tensor) -> torch.Tensor:
         return cpc_infonce(preds, targets, self.offsets, self.scale)
-
-
-def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
-    return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
 
 
 def _validate(preds, targets, offsets, scale) -> tuple[int, ...]:

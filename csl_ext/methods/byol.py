@@ -19,8 +19,7 @@ from csl_ext.heads import PredictionHead, ProjectionHead
 from csl_ext.losses.byol import byol_loss
 from csl_ext.methods.base import Method
 from csl_ext.methods.registry import register
-from csl_ext.optim.lars import LARS, exclude_from_wd_and_adaptation
-from csl_ext.optim.schedule import warmup_cosine
+from csl_ext.optim.lars import lars_warmup_cosine
 
 
 def byol_tau(step: int, total_steps: int, tau_base: float = 0.996) -> float:
@@ -85,8 +84,5 @@ class BYOL(Method):
                 tb.copy_(b)
 
     def configure_optimizer(self, batch_size, total_steps, steps_per_epoch):
-        lr = self.base_lr * batch_size / 256
-        opt = LARS(exclude_from_wd_and_adaptation(self.method_parameters()), lr=lr, momentum=0.9,
-                   weight_decay=self.weight_decay)
-        warmup = min(total_steps, self.warmup_epochs * steps_per_epoch)
-        return opt, warmup_cosine(opt, total_steps, warmup)
+        return lars_warmup_cosine(self.method_parameters(), self.base_lr, batch_size, self.weight_decay,
+                                  total_steps, self.warmup_epochs * steps_per_epoch)

@@ -16,8 +16,7 @@ from csl_ext.heads import ProjectionHead
 from csl_ext.losses.nt_xent import nt_xent
 from csl_ext.methods.base import Method
 from csl_ext.methods.registry import register
-from csl_ext.optim.lars import LARS, exclude_from_wd_and_adaptation
-from csl_ext.optim.schedule import warmup_cosine
+from csl_ext.optim.lars import lars_warmup_cosine
 
 
 @register("simclr")
@@ -62,8 +61,5 @@ class SimCLR(Method):
         return loss, h[:n]
 
     def configure_optimizer(self, batch_size, total_steps, steps_per_epoch):
-        lr = self.base_lr * batch_size / 256
-        opt = LARS(exclude_from_wd_and_adaptation(self.method_parameters()), lr=lr, momentum=0.9,
-                   weight_decay=self.weight_decay)
-        warmup = min(total_steps, self.warmup_epochs * steps_per_epoch)
-        return opt, warmup_cosine(opt, total_steps, warmup)
+        return lars_warmup_cosine(self.method_parameters(), self.base_lr, batch_size, self.weight_decay,
+                                  total_steps, self.warmup_epochs * steps_per_epoch)

@@ -75,3 +75,15 @@ class LARS(torch.optim.Optimizer):
                     state["momentum_buffer"].mul_(group["momentum"]).add_(g)
                 p.add_(state["momentum_buffer"], alpha=-group["lr"])
         return loss
+
+
+def lars_warmup_cosine(params, base_lr: float, batch_size: int, weight_decay: float, total_steps: int,
+                       warmup_steps: int):
+    """(LARS, LambdaLR) of SimCLR and BYOL: lr = base_lr x batch_size / 256,
+    momentum 0.9, biases and norms excluded from decay and adaptation,
+    linear warm-up then cosine decay (SimCLR [0], Sec. B.1; BYOL, Sec. C)."""
+    from csl_ext.optim.schedule import warmup_cosine
+
+    opt = LARS(exclude_from_wd_and_adaptation(params), lr=base_lr * batch_size / 256, momentum=0.9,
+               weight_decay=weight_decay)
+    return opt, warmup_cosine(opt, total_steps, int(min(total_steps, warmup_steps)))

@@ -1,4 +1,11 @@
-"""Pretraining: the loop, DDP set-up, checkpoints and logs."""
-from csl_ext.train.trainer import TrainConfig, TrainResult, cleanup_distributed, train
+"""Pretraining: the Trainer loop, its config, checkpoints and logs.
 
-__all__ = ["TrainConfig", "TrainResult", "train", "cleanup_distributed"]
+    >>> from csl_ext.train import TrainConfig, train
+    >>> result = train(TrainConfig(method="simclr", method_kwargs={"width": 16}, epochs=2, batch_size=128))
+"""
+from csl_ext.train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from csl_ext.train.config import TrainConfig
+from csl_ext.train.trainer import CHECKPOINT_NAME, Trainer, TrainResult, epoch_seed, train
+
+__all__ = ["CHECKPOINT_NAME", "CheckpointError", "TrainConfig", "TrainResult", "Trainer", "epoch_seed",
+           "load_checkpoint", "save_checkpoint", "train"]

@@ -1,21 +1,23 @@
-"""The pretraining loop: DDP, AMP, non-finite-loss guard, atomic checkpoints
-every epoch and on SIGTERM, exact resume, CSV / TensorBoard / PNG logs.
+"""The pretraining loop: data, method, DDP, AMP, logs, checkpoints, resume.
 
-Launch (see csl_ext.cli and examples/):
-    python -m csl_ext.cli --method simclr                       # one process
-    torchrun --nproc_per_node=2 -m csl_ext.cli --method simclr  # DDP (gloo on CPU, NCCL on GPUs)
+The loop is written out (nanoGPT / DINO style) so that each concern is
+visible: one optimiser step per batch, a non-finite-loss guard, progress and
+logs on rank 0, a checkpoint every epoch and on SIGTERM, and an exact resume:
+each epoch's augmentation loader is seeded by (seed, epoch) alone, a mid-epoch
+resume replays and discards the batches already consumed, and the RNG states
+are restored, so 1 epoch + resume + 1 epoch equals 2 epochs bit for bit.
 
-Exactness of --resume: every epoch's augmentation stream and shard order are
-drawn from generators seeded by (seed, epoch) alone, the batches already done
-in an interrupted epoch are skipped, and the model, optimisers, scheduler,
-AMP scaler, method state (MoCo queue, BYOL target), RNG states, epoch and
-step are restored; the weights then match an uninterrupted run bit for bit
-(on deterministic kernels, i.e. on CPU).
+Example:
+    >>> from csl_ext.train import TrainConfig, train
+    >>> result = train(TrainConfig(method="simclr", method_kwargs={"width": 16},
+    ...                            epochs=2, batch_size=128, output_dir="runs/simclr"))
 """
-import dataclasses
-import inspect
+import contextlib
+import hashlib
+import math
 import os
 import signal
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -24,296 +26,377 @@ import torch
 import torch.distributed as dist
 
 from csl_ext import distributed
-from csl_ext.data import SPLITS, load_dataset
+from csl_ext.augment import make_augmentation
+from csl_ext.data import DEFAULT_SIZE, SPLITS, load_dataset
 from csl_ext.methods import build_method
-from csl_ext.methods.global_bn import convert_to_global_bn
-from csl_ext.train.checkpoint import load_checkpoint, rng_state, save_atomic, set_rng_state
-from csl_ext.train.ddp import all_true, any_true, barrier, setup_distributed
-from csl_ext.train.logs import RunLogger, plot_loss
+from csl_ext.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from csl_ext.train.config import TrainConfig
+from csl_ext.train.distributed_setup import init_distributed, pick_device, wrap_model
+from csl_ext.train.run_log import RunLog, plot_loss
 
-CHECKPOINT = "checkpoint.pt"
+__all__ = ["Trainer", "TrainResult", "train", "epoch_seed", "CHECKPOINT_NAME"]
+
+CHECKPOINT_NAME = "checkpoint.pt"
 
 
-@dataclass
-class TrainConfig:
-    """Everything a pretraining run needs (saved inside its checkpoints).
-
-    Attributes:
-        method: a METHODS key (simclr, moco_v2, byol, amdim, cpc_v2, yadim).
-        method_kwargs: arguments of the method class (encoder width, ...).
-        dataset, data_root, download: see csl_ext.data.load_dataset.
-        image_size: None: the dataset's (32 digits / CIFAR, 64 STL-10, 128 folders).
-        batch_size: GLOBAL batch size; each of N processes takes batch_size / N.
-        epochs: total epochs (the lr and EMA schedules span them).
-        stop_after_epochs: stop (with a checkpoint) after this many epochs of
-            this invocation, e.g. to split a run over job slots.
-        out_dir: checkpoint.pt, log.csv, loss.png and tb/ go here.
-        resume: continue from out_dir/checkpoint.pt when it exists.
-        backend: augmentation backend, "auto" (DALI when installed), "dali", "torchvision".
-        num_workers: loader workers / DALI threads per process.
-        amp: mixed precision on GPUs ("auto": on when CUDA is used).
-        max_nonfinite: consecutive non-finite losses tolerated (skipped) before aborting.
-        subset: pretrain on the first `subset` images only (quick checks).
-    """
-
-    method: str = "simclr"
-    method_kwargs: dict = field(default_factory=dict)
-    dataset: str = "digits"
-    data_root: str | None = None
-    download: bool = False
-    image_size: int | None = None
-    batch_size: int = 256
-    epochs: int = 10
-    stop_after_epochs: int | None = None
-    seed: int = 0
-    out_dir: str = "runs/default"
-    resume: bool = False
-    backend: str = "auto"
-    num_workers: int = 0
-    amp: str = "auto"
-    max_nonfinite: int = 10
-    subset: int | None = None
-    progress: bool = True
-    log_every: int = 1
+def epoch_seed(seed: int, epoch: int) -> int:
+    """The augmentation seed of `epoch`: a stable hash of (seed, epoch), so an
+    epoch's views do not depend on how many epochs ran in this process."""
+    digest = hashlib.sha256(f"csl_ext:{seed}:{epoch}".encode()).digest()
+    return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
 
 
 @dataclass
 class TrainResult:
+    """What `Trainer.fit` returns.
+
+    Attributes:
+        method: the trained Method (unwrapped from DDP), on the training device.
+        config: the config it ran with.
+        status: ``completed``, ``interrupted`` (SIGTERM: checkpoint saved) or
+            ``max_steps`` (stopped at config.max_steps: checkpoint saved).
+        epoch: epochs completed; step: global optimiser steps taken
+            (skipped non-finite steps included).
+        skipped_steps: steps skipped for a non-finite loss in this call.
+        losses: this process's self-supervised loss of every step of this call.
+        checkpoint_path: the last checkpoint written.
+    """
+
     method: torch.nn.Module
+    config: TrainConfig
+    status: str
     epoch: int
     step: int
-    interrupted: bool
-    losses: list
-    out_dir: str
+    skipped_steps: int
+    losses: list = field(default_factory=list)
+    checkpoint_path: str | None = None
+    method_kwargs: dict = field(default_factory=dict)
 
 
-class _Sigterm:
-    """Records SIGTERM instead of dying, so the loop can checkpoint first."""
+class _RngIsolated:
+    """Iterates a loader with the global torch RNG set aside: loaders that seed
+    or draw from the global RNG (the torchvision twins without workers) do not
+    shift the training step's random stream, and vice versa."""
 
-    def __init__(self):
-        self.received = False
-        self.previous = None
+    def __init__(self, iterable):
+        self._it = iter(iterable)
+        self._inner = None
 
-    def __enter__(self):
+    def __next__(self):
+        outer = torch.get_rng_state()
+        if self._inner is not None:
+            torch.set_rng_state(self._inner)
         try:
-            self.previous = signal.signal(signal.SIGTERM, self._handle)
-        except ValueError:  # not the main thread: no handler
-            self.previous = None
-        return self
+            return next(self._it)
+        finally:
+            self._inner = torch.get_rng_state()
+            torch.set_rng_state(outer)
 
-    def _handle(self, signum, frame):
-        self.received = True
-
-    def __exit__(self, *exc):
-        if self.previous is not None:
-            signal.signal(signal.SIGTERM, self.previous)
+    def close(self):
+        close = getattr(self._it, "close", None)
+        if close is not None:
+            close()
 
 
-def check_config(cfg: TrainConfig, world: int) -> None:
-    """Raises ValueError for configurations that cannot run."""
-    for name in ("batch_size", "epochs"):
-        value = getattr(cfg, name)
-        if not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-    if cfg.batch_size < world:
-        raise ValueError(f"batch_size ({cfg.batch_size}) is smaller than the number of processes ({world})")
-    if cfg.batch_size % world:
-        raise ValueError(f"batch_size ({cfg.batch_size}) must be divisible by the number of processes ({world})")
-    if cfg.stop_after_epochs is not None and cfg.stop_after_epochs < 1:
-        raise ValueError(f"stop_after_epochs must be None or >= 1, got {cfg.stop_after_epochs!r}")
-    if cfg.amp not in ("auto", "on", "off"):
-        raise ValueError(f"amp must be 'auto', 'on' or 'off', got {cfg.amp!r}")
-
-
-def make_method(cfg: TrainConfig, num_classes: int | None, image_size: int):
-    """Builds cfg.method, passing image_size to the methods that take it."""
-    from csl_ext.methods import METHODS
-
-    if cfg.method not in METHODS:
-        raise ValueError(f"method must be one of {sorted(METHODS)}, got {cfg.method!r}")
-    kwargs = dict(cfg.method_kwargs)
-    if "image_size" in inspect.signature(METHODS[cfg.method].__init__).parameters:
-        kwargs.setdefault("image_size", image_size)
-    return build_method(cfg.method, num_classes=num_classes, **kwargs)
-
-
-def images_hwc(data, chunk: int = 1024) -> np.ndarray:
-    """An ImageArray as the uint8 (N, H, W, 3) array csl_ext.augment loads."""
-    parts = [data.get_batch(range(i, min(i + chunk, len(data))))[0].permute(0, 2, 3, 1).numpy() for i in range(0, len(data), chunk)]
-    return np.ascontiguousarray(np.concatenate(parts))
-
-
-def epoch_seed(seed: int, epoch: int) -> int:
-    return int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0])
-
-
-def train(cfg: TrainConfig, on_step=None) -> TrainResult:
-    """Pretrains cfg.method; returns the (unwrapped) method and the run state.
+class Trainer:
+    """Pretrains ``config.method`` on ``config.dataset``.
 
     Args:
-        cfg: the run.
-        on_step: optional callable(step) called after each optimiser step.
+        config: the run's TrainConfig.
+        callbacks: callables ``callback(trainer, info)`` run after every step
+            on every process, with info = {step, epoch, step_in_epoch, loss};
+            e.g. to evaluate, or to send a signal in tests.
 
     Raises:
-        ValueError: bad configuration (unknown method, batch / process count,
-            MoCo queue not a multiple of the batch, unknown dataset ...).
-        FileNotFoundError: a dataset path that does not exist.
-        FloatingPointError: more than max_nonfinite consecutive non-finite losses.
+        ValueError: a bad config (see TrainConfig.validate), a method that
+            rejects the batch size, or a checkpoint of another method.
+        FloatingPointError: ``max_bad_steps`` non-finite losses in a row.
     """
-    from csl_ext.augment import make_augmentation
 
-    rank, world, device = setup_distributed()
-    check_config(cfg, world)
-    dataset = cfg.dataset
-    if dataset not in SPLITS:
-        raise ValueError(f"dataset must be one of {tuple(SPLITS)}, got {dataset!r}")
-    data = load_dataset(dataset, SPLITS[dataset][0], cfg.data_root, cfg.download and rank == 0, cfg.image_size)
-    if cfg.subset is not None:
-        if not hasattr(data, "subset") or cfg.subset < 1:
-            raise ValueError(f"subset must be >= 1 and needs an in-memory dataset, got {cfg.subset!r} for {dataset!r}")
-        data = data.subset(range(min(cfg.subset, len(data))))
-    image_size = data.image_size
-    steps_per_epoch = len(data) // cfg.batch_size  # drop_last: equal batches on every process
-    if steps_per_epoch < 1:
-        raise ValueError(f"batch_size ({cfg.batch_size}) is larger than the dataset ({len(data)} images)")
-    total_steps = cfg.epochs * steps_per_epoch
+    def __init__(self, config: TrainConfig, callbacks=()):
+        self.config = config
+        self.callbacks = list(callbacks)
+        self.stop_requested = False
+        self.rank = 0  # set in fit(); the CLI evaluates on rank 0 only
 
-    torch.manual_seed(cfg.seed)  # the same initial weights on every process
-    method = make_method(cfg, data.num_classes, image_size)
-    method.check_batch_size(cfg.batch_size)
-    if world > 1 and method.global_bn:
-        convert_to_global_bn(method)
-    method.to(device)
-    optimizer, scheduler = method.configure_optimizer(cfg.batch_size, total_steps, steps_per_epoch)
-    probe_params = method.probe_parameters()
-    probe_optimizer = torch.optim.Adam(probe_params, lr=1e-3) if probe_params else None
-    model = method
-    if world > 1:
-        # buffers are not broadcast: global BN keeps them equal already, and
-        # MoCo's queue (equal on every process) would cost a copy per step
-        model = torch.nn.parallel.DistributedDataParallel(
-            method, device_ids=[device.index] if device.type == "cuda" else None, broadcast_buffers=False
-        )
-    use_amp = device.type == "cuda" and cfg.amp != "off"
-    amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
+    @property
+    def checkpoint_path(self) -> str:
+        return os.path.join(self.config.output_dir, CHECKPOINT_NAME)
 
-    epoch, step, step_in_epoch = 0, 0, 0
-    path = os.path.join(cfg.out_dir, CHECKPOINT)
-    if cfg.resume and os.path.exists(path):
-        ckpt = load_checkpoint(path, map_location=device)
-        if ckpt["config"]["method"] != cfg.method:
-            raise ValueError(f"checkpoint {path!r} is of method {ckpt['config']['method']!r}, not {cfg.method!r}")
-        method.load_state_dict(ckpt["method"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        scheduler.load_state_dict(ckpt["scheduler"])
-        if probe_optimizer is not None and ckpt.get("probe_optimizer"):
-            probe_optimizer.load_state_dict(ckpt["probe_optimizer"])
-        scaler.load_state_dict(ckpt["scaler"])
-        epoch, step, step_in_epoch = ckpt["epoch"], ckpt["step"], ckpt["step_in_epoch"]
-        set_rng_state(ckpt["rng"])
-        del ckpt
+    # -- building blocks ---------------------------------------------------------
+    def effective_method_kwargs(self, num_classes: int) -> dict:
+        """method_kwargs plus the online probe's ``num_classes`` when asked for."""
+        kwargs = dict(self.config.method_kwargs)
+        if self.config.online_probe and "num_classes" not in kwargs and num_classes >= 2:
+            kwargs["num_classes"] = int(num_classes)
+        return kwargs
 
-    def save():
-        if rank == 0:
-            save_atomic({
-                "config": dataclasses.asdict(cfg), "method": method.state_dict(), "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
-                "probe_optimizer": probe_optimizer.state_dict() if probe_optimizer else None,
-                "epoch": epoch, "step": step, "step_in_epoch": step_in_epoch, "rng": rng_state(),
-                "image_size": image_size, "num_classes": data.num_classes,
-            }, path)
-        barrier()
+    def _loader(self, epoch: int):
+        cfg = self.config
+        return self.augmentation.loader(
+            self.images, self.labels, batch_size=self.local_batch, num_workers=cfg.num_workers,
+            device=self.device, seed=epoch_seed(cfg.seed, epoch), shuffle=True, drop_last=True)
 
-    augmentation = make_augmentation(method.augmentation, image_size, backend=cfg.backend)
-    images = images_hwc(data) if hasattr(data, "images") else None
-    logger = RunLogger(cfg.out_dir) if rank == 0 else None
-    per_rank = cfg.batch_size // world
-    losses, nonfinite, interrupted = [], 0, False
-    first_epoch = epoch
-    bar = None
-    if rank == 0 and cfg.progress:
-        from tqdm import tqdm
+    def _autocast(self):
+        if self.device.type != "cuda" or self.config.amp == "off":
+            return contextlib.nullcontext()
+        return torch.autocast("cuda", dtype=self.amp_dtype)
 
-        bar = tqdm(total=total_steps, initial=step, desc=cfg.method, dynamic_ncols=True)
-    method.train()
-    with _Sigterm() as sigterm:
-        while epoch < cfg.epochs and not interrupted:
-            loader = augmentation.loader(
-                images, data.labels if images is not None else None,
-                file_root=None if images is not None else os.path.join(cfg.data_root, SPLITS[dataset][0]),
-                batch_size=per_rank, num_workers=cfg.num_workers, device=device, seed=epoch_seed(cfg.seed, epoch),
-                shard_id=rank, num_shards=world, shuffle=True, drop_last=True,
-            )
-            tick = time.perf_counter()
-            for i, batch in enumerate(loader):
-                if i >= steps_per_epoch:
-                    break
-                if i < step_in_epoch:  # done before the interruption
-                    continue
-                *views, labels = batch
-                with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
-                    out = model(tuple(views), labels)
-                # every process must agree before backward (DDP's all-reduce)
-                if not all_true(bool(torch.isfinite(out.loss)), device):
-                    nonfinite += 1
-                    if nonfinite > cfg.max_nonfinite:
-                        raise FloatingPointError(f"{nonfinite} consecutive non-finite losses at step {step}")
-                    optimizer.zero_grad(set_to_none=True)
-                    continue  # skip the update, keep the weights
-                nonfinite = 0
-                optimizer.zero_grad(set_to_none=True)
-                if probe_optimizer is not None:
-                    probe_optimizer.zero_grad(set_to_none=True)
-                scaler.scale(out.loss).backward()
-                scaler.step(optimizer)
-                if probe_optimizer is not None:
-                    scaler.step(probe_optimizer)
-                scaler.update()
-                scheduler.step()
-                step += 1
-                step_in_epoch += 1
-                method.on_step_end(step, total_steps)
-                loss = float(distributed.all_reduce_mean(out.ssl_loss.float()))
-                losses.append(loss)
-                now = time.perf_counter()
-                speed = cfg.batch_size / max(now - tick, 1e-9)
-                tick = now
-                if logger is not None and step % cfg.log_every == 0:
-                    logger.log({
-                        "step": step, "epoch": epoch, "loss": loss, "lr": optimizer.param_groups[0]["lr"],
-                        "probe_loss": None if out.probe_loss is None else float(out.probe_loss),
-                        "probe_acc": None if out.probe_acc is None else float(out.probe_acc), "images_per_s": speed,
-                    })
-                if bar is not None:
-                    bar.update(1)
-                    bar.set_postfix(loss=f"{loss:.4f}", lr=f"{optimizer.param_groups[0]['lr']:.3g}", img_s=f"{speed:.0f}")
-                if on_step is not None:
-                    on_step(step)
-                if any_true(sigterm.received, device):
-                    interrupted = True
-                    break
-            if not interrupted:
+    def _state(self, epoch: int, step: int, step_in_epoch: int) -> dict:
+        rngs = rng_state()
+        state = {
+            "method": self.config.method, "method_kwargs": self.method_kwargs,
+            "model": self.method.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "probe_optimizer": None if self.probe_optimizer is None else self.probe_optimizer.state_dict(),
+            "scaler": self.scaler.state_dict(), "rng": rngs, "epoch": epoch, "step": step,
+            "step_in_epoch": step_in_epoch, "dataset": self.config.dataset, "data_root": self.config.data_root,
+            "image_size": self.image_size, "subset": self.config.subset, "world_size": distributed.world_size(),
+            "config": self.config.to_dict(),
+        }
+        if distributed.world_size() > 1:
+            per_rank = [None] * distributed.world_size()
+            dist.all_gather_object(per_rank, rngs)  # each process resumes its own streams
+            state["rng_per_rank"] = per_rank
+        return state
+
+    def save(self, epoch: int, step: int, step_in_epoch: int) -> str:
+        """Writes the checkpoint (rank 0) at a step boundary; every process calls it."""
+        if step_in_epoch == self.steps_per_epoch:  # the end of an epoch is the start of the next
+            epoch, step_in_epoch = epoch + 1, 0
+        state = self._state(epoch, step, step_in_epoch)
+        if distributed.rank() == 0:
+            save_checkpoint(self.checkpoint_path, state)
+        if distributed.is_distributed():
+            dist.barrier()
+        return self.checkpoint_path
+
+    def _restore(self) -> tuple[int, int, int]:
+        """Loads the checkpoint into method / optimisers; returns (epoch, step, step_in_epoch)."""
+        state = load_checkpoint(self.checkpoint_path)
+        cfg = self.config
+        for key, mine in (("method", cfg.method), ("method_kwargs", self.method_kwargs),
+                          ("dataset", cfg.dataset), ("image_size", self.image_size), ("subset", cfg.subset)):
+            if state.get(key) != mine:
+                raise ValueError(f"resume: {self.checkpoint_path} was written with {key}={state.get(key)!r}, "
+                                 f"but the config gives {key}={mine!r}; use another output_dir")
+        if state["config"].get("batch_size") != cfg.batch_size:
+            raise ValueError(f"resume: {self.checkpoint_path} was written with batch_size="
+                             f"{state['config'].get('batch_size')!r}, the config gives {cfg.batch_size!r}")
+        self.method.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        if self.probe_optimizer is not None and state.get("probe_optimizer") is not None:
+            self.probe_optimizer.load_state_dict(state["probe_optimizer"])
+        if state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
+        per_rank = state.get("rng_per_rank")
+        if per_rank is not None and len(per_rank) == distributed.world_size():
+            set_rng_state(per_rank[distributed.rank()])
+        else:
+            set_rng_state(state["rng"])
+        return state["epoch"], state["step"], state["step_in_epoch"]
+
+    def _on_sigterm(self, signum, frame):
+        # only set a flag: the loop saves and exits at the next step boundary
+        self.stop_requested = True
+
+    # -- the run -----------------------------------------------------------------
+    def fit(self) -> TrainResult:
+        """Runs (or resumes) training; see the module docstring."""
+        created_group = init_distributed()
+        old_handler = None
+        if threading.current_thread() is threading.main_thread():
+            old_handler = signal.signal(signal.SIGTERM, self._on_sigterm)
+        self.log = None
+        try:
+            return self._fit()
+        finally:
+            if old_handler is not None:
+                signal.signal(signal.SIGTERM, old_handler)
+            if self.log is not None:
+                self.log.close()
+            if created_group:
+                dist.destroy_process_group()
+
+    def _setup(self) -> None:
+        cfg = self.config
+        world = distributed.world_size()
+        self.rank = distributed.rank()
+        cfg.validate(world)
+        self.device = pick_device(cfg.device)
+        self.image_size = cfg.image_size or DEFAULT_SIZE[cfg.dataset]
+        data = load_dataset(cfg.dataset, SPLITS[cfg.dataset][0], root=cfg.data_root, image_size=self.image_size)
+        n = len(data) if cfg.subset is None else min(cfg.subset, len(data))
+        images = data.images[:n]
+        images = images.numpy() if isinstance(images, torch.Tensor) else np.asarray(images)
+        self.images = np.ascontiguousarray(images.transpose(0, 2, 3, 1))  # N x H x W x 3, as the loaders take
+        labels = np.asarray(data.labels[:n], dtype=np.int64)
+        self.method_kwargs = self.effective_method_kwargs(data.num_classes if (labels >= 0).any() else 0)
+        self.labels = labels if "num_classes" in self.method_kwargs else None
+
+        torch.manual_seed(cfg.seed)  # same initial weights on every process and for the random-init baseline
+        self.method = build_method(cfg.method, **self.method_kwargs)
+        self.method.check_batch_size(cfg.batch_size)
+        self.local_batch = cfg.batch_size // world
+        # every process runs the same number of steps (else the last collective hangs)
+        self.steps_per_epoch = (len(self.images) // world) // self.local_batch
+        if self.steps_per_epoch < 1:
+            raise ValueError(f"batch_size ({cfg.batch_size}) is larger than the {len(self.images)} training "
+                             f"images of {cfg.dataset!r} ({world} processes): not one full batch per epoch")
+        self.total_steps = cfg.epochs * self.steps_per_epoch
+        self.augmentation = make_augmentation(self.method.augmentation, self.image_size, backend=cfg.backend)
+
+        self.model = wrap_model(self.method, self.device)
+        self.optimizer, self.scheduler = self.method.configure_optimizer(cfg.batch_size, self.total_steps,
+                                                                         self.steps_per_epoch)
+        probe = self.method.probe_parameters()
+        self.probe_optimizer = torch.optim.Adam(probe, lr=cfg.probe_lr) if probe else None
+        on_cuda = self.device.type == "cuda" and cfg.amp != "off"
+        bf16 = on_cuda and cfg.amp in ("auto", "bf16") and torch.cuda.is_bf16_supported()
+        self.amp_dtype = torch.bfloat16 if bf16 else torch.float16
+        # loss scaling only for fp16: bf16 has fp32's range
+        self.scaler = torch.amp.GradScaler("cuda", enabled=on_cuda and not bf16)
+
+    def _fit(self) -> TrainResult:
+        cfg = self.config
+        self._setup()
+        epoch, step, step_in_epoch = 0, 0, 0
+        is_main = distributed.rank() == 0
+        if cfg.resume and os.path.exists(self.checkpoint_path):
+            epoch, step, step_in_epoch = self._restore()
+            if is_main:
+                print(f"resuming from {self.checkpoint_path}: epoch {epoch}, step {step}")
+        elif cfg.resume and is_main:
+            print(f"no checkpoint at {self.checkpoint_path}: starting a fresh run")
+        os.makedirs(cfg.output_dir, exist_ok=True)
+        self.log = RunLog(cfg.output_dir, resume_step=step, tensorboard=cfg.tensorboard, enabled=is_main)
+        result = TrainResult(self.method, cfg, "completed", epoch, step, 0, method_kwargs=self.method_kwargs)
+        if step >= self.total_steps:
+            result.checkpoint_path = self.checkpoint_path
+            return result
+
+        bar = None
+        if is_main and cfg.progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=self.total_steps, initial=step, desc=cfg.method, dynamic_ncols=True)
+        nv = self.method.num_views
+        bad_in_row = 0
+        window = {"loss": 0.0, "acc": 0.0, "acc_n": 0, "n": 0, "steps": 0, "t": time.perf_counter()}
+        self.model.train()
+        try:
+            while epoch < cfg.epochs:
+                it = _RngIsolated(self._loader(epoch))
+                try:
+                    for i in range(self.steps_per_epoch):
+                        batch = next(it)
+                        if i < step_in_epoch:
+                            continue  # consumed before the checkpoint: replayed for the same views after it
+                        if i == step_in_epoch and i > 0:
+                            window["t"] = time.perf_counter()  # images/s without the replayed batches
+                        views = batch[:nv]
+                        labels = batch[nv] if self.labels is not None else None
+
+                        with self._autocast():
+                            out = self.model(views, labels)
+                        # every process must agree to skip, else DDP's all-reduce hangs
+                        bad = torch.tensor([0.0 if bool(torch.isfinite(out.loss.detach())) else 1.0])
+                        if distributed.is_distributed():
+                            bad = bad.to(self.device)
+                            dist.all_reduce(bad)
+                        if bad.item() > 0:
+                            result.skipped_steps += 1
+                            bad_in_row += 1
+                            self.optimizer.zero_grad(set_to_none=True)
+                            if bad_in_row >= cfg.max_bad_steps:
+                                raise FloatingPointError(
+                                    f"{bad_in_row} non-finite losses in a row at step {step} (epoch {epoch}): "
+                                    "lower the learning rate, use amp='off' or check the data; the last good "
+                                    f"checkpoint is {self.checkpoint_path}")
+                        else:
+                            bad_in_row = 0
+                            self.scaler.scale(out.loss).backward()
+                            self.scaler.step(self.optimizer)
+                            if self.probe_optimizer is not None:
+                                self.scaler.step(self.probe_optimizer)
+                            self.scaler.update()
+                            self.optimizer.zero_grad(set_to_none=True)
+                            if self.probe_optimizer is not None:
+                                self.probe_optimizer.zero_grad(set_to_none=True)
+                            self.method.on_step_end(step, self.total_steps)
+                        lr = self.optimizer.param_groups[0]["lr"]
+                        self.scheduler.step()  # the schedule follows batches, skipped ones included
+                        step += 1
+                        step_in_epoch = i + 1
+
+                        loss = float(out.ssl_loss)
+                        result.losses.append(loss)
+                        window["steps"] += 1
+                        if math.isfinite(loss):
+                            window["loss"] += loss
+                            window["n"] += 1
+                        if out.probe_acc is not None:
+                            window["acc"] += float(out.probe_acc)
+                            window["acc_n"] += 1
+                        if step % cfg.log_every == 0 or step_in_epoch == self.steps_per_epoch:
+                            self._log(window, step, epoch, lr, step_in_epoch, bar)
+                        if bar is not None:
+                            bar.update(1)
+                        for callback in self.callbacks:
+                            callback(self, {"step": step, "epoch": epoch, "step_in_epoch": step_in_epoch,
+                                            "loss": loss})
+                        stop = self._agree(self.stop_requested)
+                        if stop or (cfg.max_steps is not None and step >= cfg.max_steps):
+                            result.checkpoint_path = self.save(epoch, step, step_in_epoch)
+                            result.status = "interrupted" if stop else "max_steps"
+                            result.epoch = epoch + (step_in_epoch == self.steps_per_epoch)
+                            result.step = step
+                            if is_main:
+                                why = "SIGTERM" if stop else f"max_steps={cfg.max_steps}"
+                                print(f"\nstopped at step {step} ({why}); resume with resume=True / --resume")
+                            return result
+                finally:
+                    it.close()
+                    del it
                 epoch += 1
                 step_in_epoch = 0
-            save()
-            if logger is not None:
-                logger.flush()
-                plot_loss(logger.path, os.path.join(cfg.out_dir, "loss.png"), f"{cfg.method} on {dataset}")
-            if cfg.stop_after_epochs is not None and epoch - first_epoch >= cfg.stop_after_epochs:
-                break
-    if bar is not None:
-        bar.close()
-    if logger is not None:
-        logger.close()
-    if interrupted and rank == 0:
-        print(f"SIGTERM: checkpoint written to {path} at epoch {epoch}, step {step}; continue with --resume", flush=True)
-    return TrainResult(method, epoch, step, interrupted, losses, cfg.out_dir)
+                result.checkpoint_path = self.save(epoch - 1, step, self.steps_per_epoch)
+            result.epoch, result.step = epoch, step
+            return result
+        finally:
+            if bar is not None:
+                bar.close()
+            if is_main and os.path.exists(self.log.csv_path):
+                self.log.close()
+                plot_loss(self.log.csv_path, os.path.join(cfg.output_dir, "loss.png"))
+
+    def _agree(self, flag: bool) -> bool:
+        """True on every process when it is True on any (e.g. SIGTERM seen by one)."""
+        if not distributed.is_distributed():
+            return flag
+        t = torch.tensor([float(flag)], device=self.device)
+        dist.all_reduce(t)
+        return bool(t.item() > 0)
+
+    def _log(self, window: dict, step: int, epoch: int, lr: float, step_in_epoch: int, bar) -> None:
+        """Writes the mean loss / probe accuracy since the last row (averaged
+        over processes) and the throughput of all processes."""
+        now = time.perf_counter()
+        stats = torch.tensor([window["loss"], window["n"], window["acc"], window["acc_n"]],
+                             dtype=torch.float64, device=self.device)
+        if distributed.is_distributed():
+            dist.all_reduce(stats)
+        loss_sum, n, acc_sum, acc_n = stats.tolist()
+        images_per_s = self.config.batch_size * window["steps"] / max(now - window["t"], 1e-9)
+        loss = loss_sum / n if n else float("nan")
+        acc = acc_sum / acc_n if acc_n else None
+        self.log.write(step, epoch, loss, lr, images_per_s, acc)
+        if bar is not None:
+            bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.3g}", img_s=f"{images_per_s:.0f}")
+        window.update(loss=0.0, acc=0.0, acc_n=0, n=0, steps=0, t=now)
 
 
-def cleanup_distributed() -> None:
-    if dist.is_initialized():
-        dist.destroy_process_group()
-
-
-__all__ = ["TrainConfig", "TrainResult", "train", "check_config", "make_method", "cleanup_distributed"]
+def train(config: TrainConfig, callbacks=()) -> TrainResult:
+    """Shorthand for ``Trainer(config, callbacks).fit()``."""
+    return Trainer(config, callbacks).fit()

@@ -20,6 +20,16 @@ TINY = {
 STEPS = 12
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """Small convolutions: one intra-op thread avoids OpenMP spinning on the
+    shared 2-core machines (several times faster here)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def digits_batch():
     data = load_dataset("digits", "train")

@@ -148,40 +148,10 @@ const InfoNceEpilogue kCpuEpilogue{&info_nce_logits_and_lse_cpu,
                                    /*tile_elements=*/int64_t{1} << 20,
                                    /*parallel_row_blocks=*/true};
 
-at::Tensor info_nce_lse_forward_cpu(const at::Tensor& anchors,
-                                    const at::Tensor& candidates, double scale,
-                                    double softcap, int64_t mask,
-                                    int64_t block_size, int64_t row_offset) {
-  return info_nce_lse_forward_kernel(kCpuEpilogue, anchors, candidates, scale,
-                                     softcap, mask, block_size, row_offset);
-}
-
-std::tuple<at::Tensor, at::Tensor, at::Tensor> info_nce_lse_with_grad_cpu(
-    const at::Tensor& anchors, const at::Tensor& candidates,
-    const at::Tensor& row_weight, double scale, double softcap, int64_t mask,
-    int64_t block_size, int64_t row_offset) {
-  return info_nce_lse_with_grad_kernel(kCpuEpilogue, anchors, candidates,
-                                       row_weight, scale, softcap, mask,
-                                       block_size, row_offset);
-}
-
-std::tuple<at::Tensor, at::Tensor> info_nce_lse_backward_cpu(
-    const at::Tensor& grad_lse, const at::Tensor& anchors,
-    const at::Tensor& candidates, const at::Tensor& lse, double scale,
-    double softcap, int64_t mask, int64_t block_size, int64_t row_offset,
-    bool need_anchors, bool need_candidates) {
-  return info_nce_lse_backward_kernel(kCpuEpilogue, grad_lse, anchors,
-                                      candidates, lse, scale, softcap, mask,
-                                      block_size, row_offset, need_anchors,
-                                      need_candidates);
-}
-
 }  // namespace
 
 TORCH_LIBRARY_IMPL(csl_ext, CPU, m) {
-  m.impl("info_nce_lse", &info_nce_lse_forward_cpu);
-  m.impl("info_nce_lse_with_grad", &info_nce_lse_with_grad_cpu);
-  m.impl("info_nce_lse_backward", &info_nce_lse_backward_cpu);
+  InfoNceKernels<&kCpuEpilogue>::register_impls(m);
 }
 
 }  // namespace csl_ext

@@ -3,7 +3,6 @@
 #include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
 #include <c10/cuda/CUDAException.h>
-#include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 #include <torch/library.h>
 
@@ -41,44 +40,10 @@ const InfoNceEpilogue kCudaEpilogue{&info_nce_logits_and_lse_cuda,
                                     /*tile_elements=*/int64_t{1} << 24,
                                     /*parallel_row_blocks=*/false};
 
-at::Tensor info_nce_lse_forward_cuda(const at::Tensor& anchors,
-                                     const at::Tensor& candidates,
-                                     double scale, double softcap,
-                                     int64_t mask, int64_t block_size,
-                                     int64_t row_offset) {
-  const c10::cuda::CUDAGuard guard(anchors.device());
-  return info_nce_lse_forward_kernel(kCudaEpilogue, anchors, candidates, scale,
-                                     softcap, mask, block_size, row_offset);
-}
-
-std::tuple<at::Tensor, at::Tensor, at::Tensor> info_nce_lse_with_grad_cuda(
-    const at::Tensor& anchors, const at::Tensor& candidates,
-    const at::Tensor& row_weight, double scale, double softcap, int64_t mask,
-    int64_t block_size, int64_t row_offset) {
-  const c10::cuda::CUDAGuard guard(anchors.device());
-  return info_nce_lse_with_grad_kernel(kCudaEpilogue, anchors, candidates,
-                                       row_weight, scale, softcap, mask,
-                                       block_size, row_offset);
-}
-
-std::tuple<at::Tensor, at::Tensor> info_nce_lse_backward_cuda(
-    const at::Tensor& grad_lse, const at::Tensor& anchors,
-    const at::Tensor& candidates, const at::Tensor& lse, double scale,
-    double softcap, int64_t mask, int64_t block_size, int64_t row_offset,
-    bool need_anchors, bool need_candidates) {
-  const c10::cuda::CUDAGuard guard(anchors.device());
-  return info_nce_lse_backward_kernel(kCudaEpilogue, grad_lse, anchors,
-                                      candidates, lse, scale, softcap, mask,
-                                      block_size, row_offset, need_anchors,
-                                      need_candidates);
-}
-
 }  // namespace
 
 TORCH_LIBRARY_IMPL(csl_ext, CUDA, m) {
-  m.impl("info_nce_lse", &info_nce_lse_forward_cuda);
-  m.impl("info_nce_lse_with_grad", &info_nce_lse_with_grad_cuda);
-  m.impl("info_nce_lse_backward", &info_nce_lse_backward_cuda);
+  InfoNceKernels<&kCudaEpilogue>::register_impls(m);
 }
 
 }  // namespace csl_ext

@@ -1,0 +1,134 @@
+"""Evaluate a saved csl_ext checkpoint with the paper's protocol (and friends).
+
+    python -m csl_ext.eval.evaluate_checkpoint runs/simclr/last.pt
+    python -m csl_ext.eval.evaluate_checkpoint last.pt --protocols mlp knn --random-init
+    python -m csl_ext.eval.evaluate_checkpoint last.pt --data-root ~/data/cifar10
+
+The checkpoint is the trainer's ``torch.save(dict(method=..., method_kwargs=...,
+model=<Method state_dict>, dataset=..., data_root=..., image_size=..., epoch=...,
+step=...), path)``. The method is rebuilt with ``build_method(method,
+**method_kwargs)``, its frozen `embed` features are evaluated on the
+dataset's labelled train split and its test split (csl_ext.data.SPLITS).
+``--random-init`` also evaluates a freshly initialised (seeded) method of the
+same architecture: the baseline that shows what pre-training added.
+
+- [0]: Falcon & Cho 2020, https://arxiv.org/abs/2009.00104
+"""
+import argparse
+import os
+import sys
+
+import torch
+
+from csl_ext.eval.evaluate import PROTOCOLS, check_protocols, evaluate_encoder
+
+REQUIRED_KEYS = ("method", "method_kwargs", "model", "dataset")
+
+
+def load_checkpoint(path: str) -> dict:
+    """Loads a csl_ext checkpoint on the CPU.
+
+    Raises:
+        FileNotFoundError: `path` does not exist.
+        ValueError: the file is not a dict with the keys in REQUIRED_KEYS.
+    """
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"checkpoint not found: {path!r}")
+    # weights_only=False: method_kwargs / extra trainer state may hold plain Python objects
+    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    if not isinstance(ckpt, dict):
+        raise ValueError(f"checkpoint {path!r} is not a csl_ext checkpoint: expected a dict, got {type(ckpt).__name__}")
+    missing = [key for key in REQUIRED_KEYS if key not in ckpt]
+    if missing:
+        raise ValueError(f"checkpoint {path!r} is not a csl_ext checkpoint: missing keys {missing} "
+                         f"(expected {list(REQUIRED_KEYS)})")
+    return ckpt
+
+
+def build_from_checkpoint(ckpt: dict, *, random_init: bool = False, seed: int = 0):
+    """The Method of `ckpt`: with its trained weights, or freshly initialised
+    from `seed` (same method kwargs) when `random_init`."""
+    from csl_ext.methods import build_method
+
+    kwargs = dict(ckpt.get("method_kwargs") or {})
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        method = build_method(ckpt["method"], **kwargs)
+    if not random_init:
+        method.load_state_dict(_strip_wrappers(ckpt["model"]))
+    return method.eval()
+
+
+def _strip_wrappers(state: dict) -> dict:
+    """Removes the key prefixes DDP ("module.") and torch.compile ("_orig_mod.")
+    add, so a state dict saved from a wrapped model still loads."""
+    for prefix in ("module.", "_orig_mod."):
+        if state and all(key.startswith(prefix) for key in state):
+            state = {key[len(prefix):]: v for key, v in state.items()}
+    return state
+
+
+def load_eval_splits(ckpt: dict, data_root: str | None = None):
+    """(train, test) labelled splits of the checkpoint's dataset at its image size."""
+    from csl_ext.data import SPLITS, load_dataset
+
+    name = ckpt["dataset"]
+    if name not in SPLITS:
+        raise ValueError(f"checkpoint dataset must be one of {sorted(SPLITS)}, got {name!r}")
+    _, train_split, test_split = SPLITS[name]
+    root = data_root if data_root is not None else ckpt.get("data_root")
+    size = ckpt.get("image_size")
+    return (load_dataset(name, train_split, root=root, image_size=size),
+            load_dataset(name, test_split, root=root, image_size=size))
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m csl_ext.eval.evaluate_checkpoint",
+                                description="Evaluate a csl_ext checkpoint's frozen features.")
+    p.add_argument("checkpoint", help="path of a checkpoint written by the csl_ext trainer")
+    # no argparse `choices`: an unknown protocol raises the library's ValueError
+    p.add_argument("--protocols", nargs="+", default=list(PROTOCOLS), help=f"any of {PROTOCOLS}")
+    p.add_argument("--data-root", default=None, help="dataset directory (default: the checkpoint's)")
+    p.add_argument("--random-init", action="store_true",
+                   help="also evaluate a freshly initialised encoder of the same architecture")
+    p.add_argument("--device", default=None, help="e.g. cpu or cuda:0 (default: cuda when available)")
+    p.add_argument("--batch-size", type=int, default=256, help="images per encoder forward pass")
+    p.add_argument("--epochs", type=int, default=50, help="probe training epochs")
+    p.add_argument("--k", type=int, default=20, help="kNN neighbours")
+    p.add_argument("--seed", type=int, default=0, help="seed of the probes and of --random-init")
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> dict[str, dict[str, float]]:
+    """Command-line entry; prints a table and returns {"trained": {...}[, "random_init": {...}]}.
+
+    Raises:
+        FileNotFoundError: missing checkpoint.
+        ValueError: not a csl_ext checkpoint, unknown protocol, bad dataset.
+    """
+    args = parse_args(argv)
+    protocols = check_protocols(args.protocols)  # fail before the (slow) loading
+    ckpt = load_checkpoint(args.checkpoint)
+    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    train_set, test_set = load_eval_splits(ckpt, args.data_root)
+    kw = dict(protocols=protocols, device=device, batch_size=args.batch_size, k=args.k, seed=args.seed,
+              probe_kwargs=dict(epochs=args.epochs))
+
+    variants = [("trained", False)] + ([("random_init", True)] if args.random_init else [])
+    results = {}
+    for label, random_init in variants:
+        method = build_from_checkpoint(ckpt, random_init=random_init, seed=args.seed).to(device)
+        results[label] = evaluate_encoder(method, train_set, test_set, **kw)
+
+    print(f"checkpoint {args.checkpoint}: method {ckpt['method']}, epoch {ckpt.get('epoch', '?')}, "
+          f"step {ckpt.get('step', '?')}, dataset {ckpt['dataset']} "
+          f"({len(train_set)} train / {len(test_set)} test images)")
+    print("protocol  " + "  ".join(f"{label:>11}" for label in results))
+    for protocol in protocols:
+        print(f"{protocol:<8}  " + "  ".join(f"{results[label][protocol]:>11.4f}" for label in results))
+    sys.stdout.flush()
+    return results
+
+
+if __name__ == "__main__":
+    main()
