@@ -10,6 +10,7 @@ import argparse
 import json
 import sys
 
+from csl_ext.data.digits import AUGMENT_OVERRIDES as DIGITS_AUGMENT
 from csl_ext.train import TrainConfig, Trainer
 
 __all__ = ["main", "build_parser"]
@@ -23,6 +24,9 @@ def build_parser(**defaults) -> argparse.ArgumentParser:
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--method", default=d.method, help="simclr, moco_v2, byol, amdim, cpc_v2, yadim")
     p.add_argument("--method-kwargs", type=json.loads, default={}, help='JSON, e.g. \'{"width": 16}\'')
+    p.add_argument("--augment-kwargs", type=json.loads, default=None,
+                   help='JSON overrides of the augmentation, e.g. \'{"flip_p": 0.0}\' '
+                        "(default: none, or csl_ext.data.digits.AUGMENT_OVERRIDES on digits)")
     p.add_argument("--dataset", default="digits", help="digits (embedded), cifar10, stl10, folder")
     p.add_argument("--data-root", default=None, help="dataset directory (not needed for digits)")
     p.add_argument("--image-size", type=int, default=None, help="default: the dataset's")
@@ -47,7 +51,8 @@ def build_parser(**defaults) -> argparse.ArgumentParser:
 
 
 def config_from_args(args) -> TrainConfig:
-    return TrainConfig(method=args.method, method_kwargs=args.method_kwargs, dataset=args.dataset,
+    return TrainConfig(method=args.method, method_kwargs=args.method_kwargs, augment_kwargs=args.augment_kwargs,
+                       dataset=args.dataset,
                        data_root=args.data_root, image_size=args.image_size, subset=args.subset,
                        epochs=args.epochs, batch_size=args.batch_size, num_workers=args.num_workers,
                        seed=args.seed, output_dir=args.output_dir, resume=args.resume, backend=args.backend,
@@ -61,6 +66,10 @@ def main(argv=None, **defaults) -> int:
     args = build_parser(**defaults).parse_args(argv)
     if isinstance(args.method_kwargs, str):  # a default given as JSON text
         args.method_kwargs = json.loads(args.method_kwargs)
+    if isinstance(args.augment_kwargs, str):
+        args.augment_kwargs = json.loads(args.augment_kwargs)
+    if args.augment_kwargs is None:
+        args.augment_kwargs = dict(DIGITS_AUGMENT) if args.dataset == "digits" else {}
     trainer = Trainer(config_from_args(args))
     result = trainer.fit()
     if trainer.rank != 0:

@@ -16,6 +16,9 @@ class TrainConfig:
         method: registry name (``simclr``, ``moco_v2``, ``byol``, ``amdim``,
             ``cpc_v2``, ``yadim``), see csl_ext.methods.METHODS.
         method_kwargs: keyword arguments of the method, e.g. ``{"width": 16}``.
+        augment_kwargs: overrides of the method's augmentation, passed to
+            ``csl_ext.augment.make_augmentation``, e.g. ``{"flip_p": 0.0}``
+            for digits, which a horizontal flip turns into other symbols.
         dataset: ``digits`` (embedded), ``cifar10``, ``stl10`` or ``folder``.
         data_root: dataset directory (not needed for digits).
         image_size: image side S; None: the dataset's default (DEFAULT_SIZE).
@@ -48,6 +51,7 @@ class TrainConfig:
 
     method: str = "simclr"
     method_kwargs: dict = field(default_factory=dict)
+    augment_kwargs: dict = field(default_factory=dict)
     dataset: str = "digits"
     data_root: str | None = None
     image_size: int | None = None
@@ -84,6 +88,8 @@ class TrainConfig:
             raise ValueError(f"method must be one of {sorted(METHODS)}, got {self.method!r}")
         if not isinstance(self.method_kwargs, dict):
             raise ValueError(f"method_kwargs must be a dict, got {type(self.method_kwargs).__name__}")
+        if not isinstance(self.augment_kwargs, dict):
+            raise ValueError(f"augment_kwargs must be a dict, got {type(self.augment_kwargs).__name__}")
         if self.dataset not in DATASETS:
             raise ValueError(f"dataset must be one of {DATASETS}, got {self.dataset!r}")
         if self.data_root is not None and not os.path.isdir(os.path.expanduser(self.data_root)):

@@ -154,6 +154,7 @@ class Trainer:
         rngs = rng_state()
         state = {
             "method": self.config.method, "method_kwargs": self.method_kwargs,
+            "augment_kwargs": self.config.augment_kwargs,
             "model": self.method.state_dict(), "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "probe_optimizer": None if self.probe_optimizer is None else self.probe_optimizer.state_dict(),
@@ -184,6 +185,7 @@ class Trainer:
         state = load_checkpoint(self.checkpoint_path)
         cfg = self.config
         for key, mine in (("method", cfg.method), ("method_kwargs", self.method_kwargs),
+                          ("augment_kwargs", cfg.augment_kwargs),
                           ("dataset", cfg.dataset), ("image_size", self.image_size), ("subset", cfg.subset)):
             if state.get(key) != mine:
                 raise ValueError(f"resume: {self.checkpoint_path} was written with {key}={state.get(key)!r}, "
@@ -253,7 +255,8 @@ class Trainer:
             raise ValueError(f"batch_size ({cfg.batch_size}) is larger than the {len(self.images)} training "
                              f"images of {cfg.dataset!r} ({world} processes): not one full batch per epoch")
         self.total_steps = cfg.epochs * self.steps_per_epoch
-        self.augmentation = make_augmentation(self.method.augmentation, self.image_size, backend=cfg.backend)
+        self.augmentation = make_augmentation(self.method.augmentation, self.image_size, backend=cfg.backend,
+                                              **cfg.augment_kwargs)
 
         self.model = wrap_model(self.method, self.device)
         self.optimizer, self.scheduler = self.method.configure_optimizer(cfg.batch_size, self.total_steps,
