@@ -24,4 +24,4 @@ KWARGS = {"arch": "resnet18", "width": 16, "hidden_dim": 256, "proj_dim": 64,
           "temperature": 0.5, "base_lr": 1.0, "warmup_epochs": 1}
 
 if __name__ == "__main__":
-    sys.exit(run_example("simclr", KWARGS, epochs=5, batch_size=128, image_size=32))
+    sys.exit(run_example("simclr", KWARGS, epochs=40, batch_size=128, image_size=32))
