@@ -24,14 +24,10 @@ def smooth_images(n: int, size: int, seed: int = 0) -> np.ndarray:
     return np.clip(sm, 0, 255).astype(np.uint8)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """torchvision twins run in-process here (num_workers=0); one intra-op thread
-    avoids OpenMP spinning on the shared 2-core CI machines (10x slower convs)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
+@pytest.fixture(autouse=True)
+def _one_thread(one_torch_thread):
+    """torchvision twins run in-process here (num_workers=0): one thread."""
     yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="session")

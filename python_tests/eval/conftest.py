@@ -1,12 +1,7 @@
-"""Eval tests train small probes: one intra-op thread avoids OpenMP spin-waits on
-the shared 2-core CI machines (a 300-step MLP probe went from ~50 s to ~1 s)."""
+"""Eval tests train small probes: one intra-op thread (see python_tests/conftest.py)."""
 import pytest
-import torch
 
 
 @pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _one_thread(one_torch_thread):
     yield
-    torch.set_num_threads(threads)

@@ -18,16 +18,7 @@ TINY = {
     "yadim": dict(ndf=16, n_rkhs=64, depth=1, lr=1e-3, warmup_epochs=0),
 }
 STEPS = 12
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Small convolutions: one intra-op thread avoids OpenMP spinning on the
-    shared 2-core machines (several times faster here)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # small convolutions: one thread
 
 
 @pytest.fixture(scope="module")
