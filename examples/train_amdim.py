@@ -26,4 +26,4 @@ from csl_ext.train.example import run_example
 KWARGS = {"ndf": 32, "n_rkhs": 256, "depth": 3, "lr": 1e-3, "warmup_epochs": 1}
 
 if __name__ == "__main__":
-    sys.exit(run_example("amdim", KWARGS, epochs=5, batch_size=128, image_size=32))
+    sys.exit(run_example("amdim", KWARGS, epochs=30, batch_size=128, image_size=32))
