@@ -21,6 +21,7 @@ from csl_ext.heads import ProjectionHead
 from csl_ext.losses.info_nce import info_nce
 from csl_ext.methods.base import Method
 from csl_ext.methods.registry import register
+from csl_ext.nn.split_batch_norm import convert_split_batchnorm
 from csl_ext.optim.schedule import warmup_cosine
 
 
@@ -37,6 +38,12 @@ class MoCoV2(Method):
         momentum: key encoder EMA coefficient m (0.999 in [0]).
         temperature: 0.2 in [1].
         base_lr, weight_decay: SGD lr per 256 images (0.03) and 1e-4 [0].
+        bn_splits: batch norm statistics per process come from this many
+            sub-batches (SplitBatchNorm2d), and the keys' images are shuffled
+            within the process too. 1 is the paper's setting (one BN group per
+            GPU); in one process use 8 or so, as MoCo's CIFAR-10 demo does,
+            or a query and its key share statistics the queue lacks and the
+            model "cheats" ([0], Sec. 3.3).
         num_classes: online probe classes (None: no probe).
 
     State (buffers, saved in checkpoints): queue (K, proj_dim), queue_ptr.
@@ -49,13 +56,14 @@ class MoCoV2(Method):
 
     def __init__(self, arch="resnet18", cifar_stem=True, width=64, hidden_dim=2048, proj_dim=128,
                  queue_size=65536, momentum=0.999, temperature=0.2, base_lr=0.03, weight_decay=1e-4,
-                 num_classes=None):
+                 bn_splits=1, num_classes=None):
         super().__init__(num_classes)
         if not isinstance(queue_size, int) or queue_size < 1:
             raise ValueError(f"queue_size must be an integer >= 1, got {queue_size!r}")
         if not 0 <= momentum < 1:
             raise ValueError(f"momentum must be in [0, 1), got {momentum!r}")
-        self.encoder = ResNetEncoder(arch, cifar_stem=cifar_stem, width=width)
+        self.encoder = convert_split_batchnorm(ResNetEncoder(arch, cifar_stem=cifar_stem, width=width), bn_splits)
+        self.bn_splits = bn_splits
         self.feature_dim = self.encoder.feature_dim
         self.head = ProjectionHead(self.feature_dim, hidden_dim, proj_dim, batch_norm=False)
         self.key_encoder = copy.deepcopy(self.encoder).requires_grad_(False)
@@ -67,6 +75,10 @@ class MoCoV2(Method):
         self._make_probe()
 
     def check_batch_size(self, global_batch):
+        local_batch = global_batch // distributed.world_size()
+        if local_batch % self.bn_splits:
+            raise ValueError(f"the batch size per process ({local_batch}) must be a multiple of "
+                             f"bn_splits ({self.bn_splits}): each split is one batch-norm group")
         if self.queue_size % global_batch:
             raise ValueError(
                 f"queue_size ({self.queue_size}) must be a multiple of the global batch size ({global_batch}) "
@@ -81,10 +93,14 @@ class MoCoV2(Method):
 
     @torch.no_grad()
     def _keys(self, x: torch.Tensor) -> torch.Tensor:
-        """Key projections (N, D) with batch norm shuffled across processes."""
-        if distributed.world_size() == 1:
-            return self.key_head(self.key_encoder(x))
+        """Key projections (N, D) with batch norm shuffled across processes
+        (and across sub-batches within a process when bn_splits > 1)."""
         n = x.shape[0]
+        if distributed.world_size() == 1:
+            if self.bn_splits == 1:
+                return self.key_head(self.key_encoder(x))
+            perm = torch.randperm(n, device=x.device)
+            return self.key_head(self.key_encoder(x[perm]))[torch.argsort(perm)]
         x_all = distributed.gather_no_grad(x)  # world*N x 3 x H x W
         perm = torch.randperm(x_all.shape[0], device=x.device)
         dist.broadcast(perm, src=0)  # every process uses rank 0's permutation

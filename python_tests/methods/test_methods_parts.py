@@ -1,5 +1,6 @@
 """The parts the methods add: LARS, the warm-up + cosine schedule, BYOL's
 loss and tau schedule, the ResNet encoder and MoCo's queue."""
+import copy
 import math
 
 import pytest
@@ -71,3 +72,20 @@ def test_moco_queue_replaces_oldest_keys_and_key_encoder_moves_slowly():
     with pytest.raises(ValueError, match="queue_size"):
         moco.check_batch_size(8)
     assert math.isclose(moco.momentum, 0.5)
+
+
+def test_moco_bn_splits_shuffle_the_keys_across_batch_norm_groups():
+    torch.manual_seed(0)
+    moco = build_method("moco_v2", arch="resnet10", width=4, hidden_dim=16, proj_dim=8, queue_size=16, bn_splits=2)
+    x = torch.randn(8, 3, 16, 16)
+    twin = copy.deepcopy(moco)  # same weights and BN buffers, for the expected keys
+    torch.manual_seed(1)
+    keys = moco._keys(x)
+    torch.manual_seed(1)
+    perm = torch.randperm(8)  # the permutation _keys draws
+    expected = twin.key_head(twin.key_encoder(x[perm]))[torch.argsort(perm)]
+    torch.testing.assert_close(keys, expected)
+    unshuffled = twin.key_head(twin.key_encoder(x))  # train mode: running stats play no part
+    assert not torch.allclose(keys, unshuffled, atol=1e-4), "keys should see other BN groups than the queries"
+    with pytest.raises(ValueError, match=r"batch size per process \(6\) must be a multiple of bn_splits \(4\)"):
+        build_method("moco_v2", arch="resnet10", width=4, queue_size=12, bn_splits=4).check_batch_size(6)
