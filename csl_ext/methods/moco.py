@@ -31,7 +31,12 @@ class MoCoV2(Method):
 
     Args:
         arch, cifar_stem, width: the ResNet encoder.
-        hidden_dim, proj_dim: MLP head (2048 -> 128 in [1]; no batch norm).
+        hidden_dim, proj_dim: MLP head (2048 -> 128 in [1]).
+        head_batch_norm: batch norm in the head's hidden layer. [1] has none;
+            small encoders trained for few steps need it (see the example):
+            without it their pooled ReLU features share one large mean
+            direction, every projection starts nearly parallel (cosine ~1),
+            and InfoNCE's gradient is too small to pull them apart.
         queue_size: K negatives (65536 in [0]; use fewer than the training
             images on small data, e.g. 4096 for CIFAR-10). Must be a multiple
             of the global batch size.
@@ -39,7 +44,7 @@ class MoCoV2(Method):
         temperature: 0.2 in [1].
         base_lr, weight_decay: SGD lr per 256 images (0.03) and 1e-4 [0].
         bn_splits: batch norm statistics per process come from this many
-            sub-batches (SplitBatchNorm2d), and the keys' images are shuffled
+            sub-batches (SplitBatchNorm), and the keys' images are shuffled
             within the process too. 1 is the paper's setting (one BN group per
             GPU); in one process use 8 or so, as MoCo's CIFAR-10 demo does,
             or a query and its key share statistics the queue lacks and the
@@ -56,7 +61,7 @@ class MoCoV2(Method):
 
     def __init__(self, arch="resnet18", cifar_stem=True, width=64, hidden_dim=2048, proj_dim=128,
                  queue_size=65536, momentum=0.999, temperature=0.2, base_lr=0.03, weight_decay=1e-4,
-                 bn_splits=1, num_classes=None):
+                 head_batch_norm=False, bn_splits=1, num_classes=None):
         super().__init__(num_classes)
         if not isinstance(queue_size, int) or queue_size < 1:
             raise ValueError(f"queue_size must be an integer >= 1, got {queue_size!r}")
@@ -65,7 +70,8 @@ class MoCoV2(Method):
         self.encoder = convert_split_batchnorm(ResNetEncoder(arch, cifar_stem=cifar_stem, width=width), bn_splits)
         self.bn_splits = bn_splits
         self.feature_dim = self.encoder.feature_dim
-        self.head = ProjectionHead(self.feature_dim, hidden_dim, proj_dim, batch_norm=False)
+        head = ProjectionHead(self.feature_dim, hidden_dim, proj_dim, batch_norm=head_batch_norm)
+        self.head = convert_split_batchnorm(head, bn_splits)
         self.key_encoder = copy.deepcopy(self.encoder).requires_grad_(False)
         self.key_head = copy.deepcopy(self.head).requires_grad_(False)
         self.register_buffer("queue", F.normalize(torch.randn(queue_size, proj_dim), dim=1))  # K x D
