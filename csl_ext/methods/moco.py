@@ -53,8 +53,9 @@ class MoCoV2(Method):
 
     State (buffers, saved in checkpoints): queue (K, proj_dim), queue_ptr.
     Shuffled batch norm: under DDP the keys' images are shuffled across
-    processes before the key encoder and unshuffled after ([0], Sec. 3.3);
-    in one process there is nothing to shuffle across and BN is plain.
+    processes before the key encoder and unshuffled after ([0], Sec. 3.3); in
+    one process they are shuffled across the bn_splits sub-batches (with
+    bn_splits=1 there is nothing to shuffle across and BN is plain).
     """
 
     augmentation = "moco_v2"
