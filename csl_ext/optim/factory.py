@@ -1,0 +1,55 @@
+"""One optimiser choice for every method: ``"lars" | "sgd" | "adam"``.
+
+Each method defaults to its paper's optimiser; the others are there so that
+methods can be compared at an equal budget with the same optimiser (Falcon &
+Cho 2020 train AMDIM, CPC and YADIM with Adam; SimCLR and BYOL use LARS; MoCo
+uses SGD). The schedule is the same for all three: linear warm-up, then a
+cosine from the base rate to ``final_ratio`` of it, stepped once per batch.
+
+- [0]: LARS, You et al. 2017, https://arxiv.org/abs/1708.03888
+- [1]: Adam, Kingma & Ba 2015, https://arxiv.org/abs/1412.6980
+"""
+import torch
+
+from csl_ext.optim.lars import LARS, exclude_from_wd_and_adaptation
+from csl_ext.optim.schedule import warmup_cosine
+
+OPTIMIZERS = ("lars", "sgd", "adam")
+
+
+def make_optimizer(name: str, params, *, lr: float, weight_decay: float = 0.0, total_steps: int,
+                   warmup_steps: int = 0, final_ratio: float = 0.0, momentum: float = 0.9,
+                   betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8):
+    """(optimizer, per-step LambdaLR) of `params`.
+
+    Args:
+        name: ``"lars"`` (SGD + momentum with layer-wise trust ratios; biases
+            and norm parameters excluded from decay and adaptation, as SimCLR's
+            and BYOL's code), ``"sgd"`` (momentum SGD) or ``"adam"``.
+        params: parameters (or an nn.Module) to optimise.
+        lr: the base learning rate, already scaled to the batch size.
+        weight_decay: L2 decay (decoupled from nothing: added to the gradient).
+        total_steps, warmup_steps, final_ratio: the warm-up + cosine schedule
+            (``final_ratio=1`` keeps the rate constant after the warm-up).
+        momentum: LARS / SGD momentum.
+        betas, eps: Adam's.
+
+    Raises:
+        ValueError: an unknown `name`, or a non-positive `lr`.
+    """
+    if name not in OPTIMIZERS:
+        raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {name!r}")
+    if not lr > 0:
+        raise ValueError(f"lr must be > 0, got {lr!r}")
+    if name == "lars":
+        opt = LARS(exclude_from_wd_and_adaptation(params), lr=lr, momentum=momentum, weight_decay=weight_decay)
+    elif name == "sgd":
+        opt = torch.optim.SGD(_params(params), lr=lr, momentum=momentum, weight_decay=weight_decay)
+    else:
+        opt = torch.optim.Adam(_params(params), lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
+    warmup = int(min(total_steps, max(0, warmup_steps)))
+    return opt, warmup_cosine(opt, total_steps, warmup, final_ratio=final_ratio)
+
+
+def _params(params):
+    return params.parameters() if isinstance(params, torch.nn.Module) else params
