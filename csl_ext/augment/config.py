@@ -1,30 +1,24 @@
 """Per-method augmentation parameters, shared by the DALI and torchvision backends.
 
 Both backends read the same frozen dataclasses, so a parameter changed here changes
-both pipelines and the parity tests keep them honest.
-
-References:
-    - [0]: SimCLR, 2020, https://arxiv.org/abs/2002.05709 (appendix A)
-    - [1]: MoCo v2, 2020, https://arxiv.org/abs/2003.04297
-    - [2]: BYOL, 2020, https://arxiv.org/abs/2006.07733 (table 6)
-    - [3]: AMDIM, 2019, https://arxiv.org/abs/1906.00910
-    - [4]: CPC v2, 2019, https://arxiv.org/abs/1905.09272
-    - [5]: Falcon & Cho, 2020, https://arxiv.org/abs/2009.00104 (section 3.3, YADIM)
+both pipelines and the parity tests keep them honest. The recipes themselves (which
+parameters each method uses at which image size) live in :mod:`.recipes`.
 """
 
 from __future__ import annotations
 
-import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Optional, Sequence, Tuple
+
+from csl_ext.ops.patchify import patch_grid
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR_STD = (0.2470, 0.2435, 0.2616)
 
-METHODS = ("simclr", "moco_v2", "byol", "amdim", "cpc_v2", "yadim", "eval")
 MIN_IMAGE_SIZE = 16  # smaller images leave no room for CPC patches or blur kernels
+INTERPOLATIONS = ("bilinear", "bicubic")
 
 
 def _check_prob(name: str, p: float) -> float:
@@ -33,7 +27,7 @@ def _check_prob(name: str, p: float) -> float:
     return float(p)
 
 
-def _check_range(name: str, r: Tuple[float, float], lo: float = 0.0) -> Tuple[float, float]:
+def _check_range(name: str, r: tuple[float, float], lo: float = 0.0) -> tuple[float, float]:
     if len(r) != 2 or not (lo <= r[0] <= r[1]):
         raise ValueError(f"{name} must be a (min, max) pair with {lo} <= min <= max, got {r!r}")
     return (float(r[0]), float(r[1]))
@@ -74,9 +68,13 @@ class ViewConfig:
         crop_scale: area fraction range of the random resized crop; None = no crop
             (the image is resized to ``image_size`` when it is not already that size).
         crop_ratio: aspect-ratio range of the random resized crop.
+        interpolation: resampling of the random resized crop, ``"bilinear"`` or
+            ``"bicubic"`` (AMDIM's reference uses bicubic).
         translate: reflection padding in pixels before a random crop back to size
-            (AMDIM "image jitter"); 0 = off.
-        flip_p: probability of a horizontal flip.
+            (AMDIM's "image jitter", ``RandomTranslateWithReflect``); 0 = off.
+        translate_p: probability of applying the translation.
+        flip_p: probability of a horizontal flip of this view alone (see
+            :attr:`MethodConfig.shared_flip_p` for one flip shared by all views).
         jitter, jitter_p: colour jitter strengths and the probability to apply them.
         gray_p: probability of converting to 3-channel grayscale.
         blur_p, blur_sigma, blur_kernel: Gaussian blur probability, sigma range and
@@ -84,20 +82,22 @@ class ViewConfig:
         solarize_p: probability of solarising (pixels >= 128 of 255 are inverted).
     """
 
-    crop_scale: Optional[Tuple[float, float]] = (0.08, 1.0)
-    crop_ratio: Tuple[float, float] = (3 / 4, 4 / 3)
+    crop_scale: tuple[float, float] | None = (0.08, 1.0)
+    crop_ratio: tuple[float, float] = (3 / 4, 4 / 3)
+    interpolation: str = "bilinear"
     translate: int = 0
+    translate_p: float = 1.0
     flip_p: float = 0.5
     jitter: ColorJitter = field(default_factory=ColorJitter)
     jitter_p: float = 0.0
     gray_p: float = 0.0
     blur_p: float = 0.0
-    blur_sigma: Tuple[float, float] = (0.1, 2.0)
+    blur_sigma: tuple[float, float] = (0.1, 2.0)
     blur_kernel: int = 0
     solarize_p: float = 0.0
 
     def __post_init__(self):
-        for name in ("flip_p", "jitter_p", "gray_p", "blur_p", "solarize_p"):
+        for name in ("translate_p", "flip_p", "jitter_p", "gray_p", "blur_p", "solarize_p"):
             _check_prob(name, getattr(self, name))
         if self.crop_scale is not None:
             lo, hi = _check_range("crop_scale", self.crop_scale)
@@ -106,6 +106,8 @@ class ViewConfig:
             _check_range("crop_ratio", self.crop_ratio)
             if self.crop_ratio[0] <= 0:
                 raise ValueError(f"crop_ratio must be positive, got {self.crop_ratio!r}")
+        if self.interpolation not in INTERPOLATIONS:
+            raise ValueError(f"interpolation must be one of {INTERPOLATIONS}, got {self.interpolation!r}")
         if self.translate < 0:
             raise ValueError(f"translate must be >= 0 pixels, got {self.translate!r}")
         if self.blur_p > 0:
@@ -121,31 +123,45 @@ class ViewConfig:
     def blur_enabled(self) -> bool:
         return self.blur_p > 0 and self.blur_kernel >= 3
 
+    @property
+    def translate_enabled(self) -> bool:
+        return self.translate > 0 and self.translate_p > 0
+
 
 @dataclass(frozen=True)
 class PatchConfig:
-    """CPC v2 patch grid and per-patch augmentation [4].
+    """Patch grid and per-patch augmentation (CPC v2 [0]; YADIM's patch stage).
 
-    The grid is ``images.unfold(2, p, s).unfold(3, p, s)``: (B, nH, nW, 3, p, p) with
-    ``nH = (H - p) // s + 1``, e.g. a 7x7 grid for 32/8/4. Per-patch augmentation
-    runs after patchify, independently for every patch: horizontal flip, brightness
-    and contrast jitter (applied with ``jitter_p``) and grayscale.
+    The grid is ``csl_ext.ops.patchify``: (B, nH, nW, 3, p, p) with
+    ``nH = patch_grid(H, p, s)``, e.g. a 7x7 grid for 32/8/4. Per-patch
+    augmentation runs after patchify, independently for every patch, in this order:
+    horizontal flip (``flip_p``); brightness and contrast jitter (applied with
+    ``jitter_p``); grayscale (``gray_p``); colour dropping (``color_drop_p``: keep
+    one of the three channels, drawn uniformly, and set the other two to the
+    normalisation mean, i.e. 0 after normalising).
+
+    The defaults are CPC v2's patch augmentation ([0] §4.1: colour dropping in every
+    patch, after Doersch et al. 2015, and horizontal flips); jitter and grayscale
+    are off by default and kept as options.
+
+    - [0]: CPC v2, Hénaff et al. 2020, https://arxiv.org/abs/1905.09272
     """
 
     patch_size: int
     stride: int
     flip_p: float = 0.5
+    color_drop_p: float = 1.0
     brightness: float = 0.4
     contrast: float = 0.4
-    jitter_p: float = 0.8
-    gray_p: float = 0.25
+    jitter_p: float = 0.0
+    gray_p: float = 0.0
 
     def __post_init__(self):
         if self.patch_size < 2:
             raise ValueError(f"patch_size must be >= 2, got {self.patch_size!r}")
         if self.stride < 1:
             raise ValueError(f"stride must be >= 1, got {self.stride!r}")
-        for name in ("flip_p", "jitter_p", "gray_p"):
+        for name in ("flip_p", "color_drop_p", "jitter_p", "gray_p"):
             _check_prob(f"patch.{name}", getattr(self, name))
         for name in ("brightness", "contrast"):
             if getattr(self, name) < 0:
@@ -153,7 +169,7 @@ class PatchConfig:
 
     def grid(self, image_size: int) -> int:
         """Patches per side, e.g. 7 for a 32 px image with 8 px patches at stride 4."""
-        return (image_size - self.patch_size) // self.stride + 1
+        return patch_grid(image_size, self.patch_size, self.stride)
 
 
 @dataclass(frozen=True)
@@ -161,28 +177,36 @@ class MethodConfig:
     """Everything a backend needs to build one method's augmentation.
 
     Attributes:
-        method: one of :data:`METHODS`.
+        method: one of :data:`.recipes.RECIPES`.
         image_size: output side S; every view is (3, S, S) before patchify.
         views: one :class:`ViewConfig` per output view (2 for the two-view methods,
             1 for CPC v2 and eval).
         mean, std: per-channel normalisation in [0, 1] pixel units.
         patch: CPC v2 patch grid, or None.
         eval_resize: for ``eval`` only, the shorter-side resize before the centre crop.
+        shared_flip_p: probability of one horizontal flip drawn per image and applied
+            to every view (AMDIM's reference flips the image before making its two
+            views); the views' own ``flip_p`` must then be 0.
     """
 
     method: str
     image_size: int
-    views: Tuple[ViewConfig, ...]
-    mean: Tuple[float, float, float]
-    std: Tuple[float, float, float]
-    patch: Optional[PatchConfig] = None
-    eval_resize: Optional[int] = None
+    views: tuple[ViewConfig, ...]
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    patch: PatchConfig | None = None
+    eval_resize: int | None = None
+    shared_flip_p: float = 0.0
 
     def __post_init__(self):
         if len(self.mean) != 3 or len(self.std) != 3:
             raise ValueError(f"mean and std need 3 values (RGB), got {self.mean!r}, {self.std!r}")
         if any(s <= 0 for s in self.std):
             raise ValueError(f"std must be positive, got {self.std!r}")
+        _check_prob("shared_flip_p", self.shared_flip_p)
+        if self.shared_flip_p > 0 and any(v.flip_p > 0 for v in self.views):
+            raise ValueError("shared_flip_p > 0 needs flip_p = 0 in every view (one flip per image), got "
+                             f"flip_p {[v.flip_p for v in self.views]}")
 
     @property
     def num_views(self) -> int:
@@ -190,120 +214,18 @@ class MethodConfig:
 
 
 def blur_kernel_for(image_size: int) -> int:
-    """Odd kernel side of about 10% of the image side (SimCLR [0]), e.g. 23 for 224."""
+    """Odd kernel side of about 10% of the image side (SimCLR), e.g. 23 for 224."""
     k = int(0.1 * image_size)
     return max(3, k // 2 * 2 + 1)
 
 
-def method_config(
-    method: str,
-    image_size: int,
-    *,
-    strength: float = 1.0,
-    blur: Optional[bool] = None,
-    mean: Optional[Sequence[float]] = None,
-    std: Optional[Sequence[float]] = None,
-    jitter_mode: str = "crop",
-    **overrides,
-) -> MethodConfig:
-    """Build the published parameters of ``method`` for ``image_size`` pixels.
+def method_config(method: str, image_size: int, *, strength: float | None = None, blur: bool | None = None,
+                  mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
+                  jitter_mode: str | None = None, **overrides) -> MethodConfig:
+    """The published parameters of ``method`` at ``image_size`` pixels: the recipe
+    table of :mod:`.recipes`, where the arguments are described
+    (:func:`.recipes.method_config`)."""
+    from .recipes import method_config as from_recipes  # recipes imports this module
 
-    Args:
-        method: one of ``simclr, moco_v2, byol, amdim, cpc_v2, yadim, eval``.
-        image_size: output side S (>= 16).
-        strength: SimCLR colour-jitter strength s (brightness/contrast/saturation
-            0.8·s, hue 0.2·s); only SimCLR uses it.
-        blur: Gaussian blur on/off; None = on for images larger than 32 px, off at
-            32 px and below as in SimCLR's CIFAR setting [0].
-        mean, std: normalisation; default CIFAR statistics for S <= 32, ImageNet's
-            otherwise.
-        jitter_mode: AMDIM/CPC "image jitter": ``"crop"`` (random resized crop,
-            scale 0.3-1, ratio 0.7-1.4, as the AMDIM reference code) or
-            ``"translate"`` (reflection padding of S/8 px and a random crop back).
-        **overrides: ViewConfig fields applied to every view, e.g. ``gray_p=0.0``.
-
-    Returns:
-        A frozen :class:`MethodConfig`.
-
-    Raises:
-        ValueError: unknown ``method`` or ``jitter_mode``, ``image_size`` < 16,
-            ``strength`` < 0, or a probability outside [0, 1].
-    """
-    method = str(method).lower().replace("-", "_")
-    aliases = {"moco": "moco_v2", "mocov2": "moco_v2", "cpc": "cpc_v2", "cpcv2": "cpc_v2"}
-    method = aliases.get(method, method)
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    if not isinstance(image_size, int) or image_size < MIN_IMAGE_SIZE:
-        raise ValueError(f"image_size must be an int >= {MIN_IMAGE_SIZE}, got {image_size!r}")
-    if strength < 0:
-        raise ValueError(f"strength must be >= 0, got {strength!r}")
-    if jitter_mode not in ("crop", "translate"):
-        raise ValueError(f"jitter_mode must be 'crop' or 'translate', got {jitter_mode!r}")
-
-    small = image_size <= 32
-    if mean is None:
-        mean = CIFAR_MEAN if small else IMAGENET_MEAN
-    if std is None:
-        std = CIFAR_STD if small else IMAGENET_STD
-    use_blur = (not small) if blur is None else bool(blur)
-    k = blur_kernel_for(image_size) if use_blur else 0
-    bp = (lambda p: p if use_blur else 0.0)
-
-    patch = None
-    eval_resize = None
-    amdim_crop = dict(crop_scale=(0.3, 1.0), crop_ratio=(0.7, 1.4))
-    amdim_translate = dict(crop_scale=None, translate=max(1, image_size // 8))
-    amdim_jit = ColorJitter(0.4, 0.4, 0.4, 0.125)  # AMDIM reference code
-
-    if method == "simclr":
-        s = strength
-        views = (
-            ViewConfig(
-                crop_scale=(0.08, 1.0),
-                jitter=ColorJitter(0.8 * s, 0.8 * s, 0.8 * s, min(0.5, 0.2 * s)),
-                jitter_p=0.8, gray_p=0.2, blur_p=bp(0.5), blur_kernel=k,
-            ),
-        ) * 2
-    elif method == "moco_v2":
-        views = (
-            ViewConfig(
-                crop_scale=(0.2, 1.0), jitter=ColorJitter(0.4, 0.4, 0.4, 0.1),
-                jitter_p=0.8, gray_p=0.2, blur_p=bp(0.5), blur_kernel=k,
-            ),
-        ) * 2
-    elif method == "byol":
-        base = dict(crop_scale=(0.08, 1.0), jitter=ColorJitter(0.4, 0.4, 0.2, 0.1),
-                    jitter_p=0.8, gray_p=0.2, blur_kernel=k)
-        # asymmetric views (BYOL table 6): blur 1.0 / 0.1, solarise 0.0 / 0.2
-        views = (
-            ViewConfig(**base, blur_p=bp(1.0), solarize_p=0.0),
-            ViewConfig(**base, blur_p=bp(0.1), solarize_p=0.2),
-        )
-    elif method in ("amdim", "cpc_v2"):
-        geo = amdim_crop if jitter_mode == "crop" else amdim_translate
-        views = (ViewConfig(**geo, jitter=amdim_jit, jitter_p=0.8, gray_p=0.25),)
-        if method == "amdim":
-            views = views * 2
-        else:
-            p = max(2, image_size // 4)  # e.g. 8 px patches at stride 4 -> 7x7 grid for 32 px
-            patch = PatchConfig(patch_size=p, stride=max(1, p // 2))
-    elif method == "yadim":
-        # union of the AMDIM and CPC stages, all in sequence: flip, random resized
-        # crop, translation with reflection padding, colour jitter, grayscale, normalise
-        views = (
-            ViewConfig(**amdim_crop, translate=max(1, image_size // 8), jitter=amdim_jit,
-                       jitter_p=0.8, gray_p=0.25),
-        ) * 2
-    else:  # eval: resize the shorter side (x 256/224 above 32 px), centre crop, normalise
-        views = (ViewConfig(crop_scale=None, flip_p=0.0),)
-        eval_resize = image_size if small else int(round(image_size * 256 / 224))
-
-    if overrides:
-        bad = set(overrides) - {f.name for f in dataclasses.fields(ViewConfig)}
-        if bad:
-            raise ValueError(f"unknown ViewConfig override(s) {sorted(bad)}")
-        views = tuple(dataclasses.replace(v, **overrides) for v in views)
-    return MethodConfig(method=method, image_size=image_size, views=views,
-                        mean=tuple(float(m) for m in mean), std=tuple(float(s) for s in std),
-                        patch=patch, eval_resize=eval_resize)
+    return from_recipes(method, image_size, strength=strength, blur=blur, mean=mean, std=std,
+                        jitter_mode=jitter_mode, **overrides)

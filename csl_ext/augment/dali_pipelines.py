@@ -91,7 +91,10 @@ def _views(images, cfg: MethodConfig, needs_resize: bool, shorter_side: Optional
         return [st.eval_view(images, s, resize, cfg.mean, cfg.std)]
     # CPC: [0, 1] pixels out, normalised after the per-patch stage
     mean, std = ((0.0,) * 3, (1.0,) * 3) if cfg.patch is not None else (cfg.mean, cfg.std)
-    return [st.view(images, v, s, mean, std, needs_resize=needs_resize) for v in cfg.views]
+    # AMDIM flips each image once for all its views
+    shared_mirror = st.flip_coin(cfg.shared_flip_p) if cfg.shared_flip_p > 0 else None
+    return [st.view(images, v, s, mean, std, needs_resize=needs_resize, shared_mirror=shared_mirror)
+            for v in cfg.views]
 
 
 def build_pipeline(cfg: MethodConfig, *, source: Optional[ArraySource] = None,

@@ -32,10 +32,13 @@ def _factor(strength: float):
     return fn.random.uniform(range=[max(0.0, 1.0 - strength), 1.0 + strength])
 
 
-def random_resized_crop(x, size: int, scale, ratio):
+_INTERP = {"bilinear": types.INTERP_LINEAR, "bicubic": types.INTERP_CUBIC}
+
+
+def random_resized_crop(x, size: int, scale, ratio, interpolation: str = "bilinear"):
     """Random area fraction ``scale`` and aspect ``ratio`` crop, resized to size x size."""
     return fn.random_resized_crop(x, size=[size, size], random_area=list(scale),
-                                  random_aspect_ratio=list(ratio))
+                                  random_aspect_ratio=list(ratio), interp_type=_INTERP[interpolation])
 
 
 def resize(x, size: int):
@@ -58,9 +61,17 @@ def reflect_pad(x, pad: int):
     return fn.cat(top, x, bottom, axis=0)
 
 
-def translate(x, size: int, pad: int):
-    """AMDIM image jitter: reflection-pad by ``pad`` and crop size x size at a random
-    integer offset in [0, 2 * pad] (torchvision ``RandomCrop(padding_mode="reflect")``)."""
+def translate(x, size: int, pad: int, p: float = 1.0):
+    """AMDIM image jitter with probability ``p``: reflection-pad by ``pad`` and crop
+    size x size at a random integer offset in [0, 2 * pad] per axis (torchvision
+    ``RandomCrop(padding_mode="reflect")``; amdim-public's RandomTranslateWithReflect
+    draws the shift in [-pad, pad] per axis and fills with the same reflection)."""
+    if p <= 0:
+        return x
+    if p < 1:
+        if coin(p):
+            x = translate(x, size, pad)
+        return x
     x = reflect_pad(x, pad)
     # crop_pos in [0, 1] maps to offset round(pos * 2 * pad); draw the integer offset
     # uniformly so both ends are as likely as the middle
@@ -124,15 +135,19 @@ def solarize(x, p: float):
     return x
 
 
-def flip_normalize(x, flip_p: float, mean, std):
-    """Horizontal flip (``flip_p``), HWC uint8 -> CHW float32 normalised by mean/std
-    given in [0, 1] units; one fused operator."""
-    mirror = fn.random.coin_flip(probability=float(flip_p)) if flip_p > 0 else 0
+def flip_coin(flip_p: float):
+    """Per-sample 0/1 mirror flag for :func:`flip_normalize` (the int 0 when p = 0)."""
+    return fn.random.coin_flip(probability=float(flip_p)) if flip_p > 0 else 0
+
+
+def flip_normalize(x, mirror, mean, std):
+    """Horizontal flip where ``mirror`` is 1, HWC uint8 -> CHW float32 normalised by
+    mean/std given in [0, 1] units; one fused operator."""
     return fn.crop_mirror_normalize(x, mirror=mirror, dtype=types.FLOAT, output_layout="CHW",
                                     mean=[255.0 * m for m in mean], std=[255.0 * s for s in std])
 
 
-def view(x, cfg: ViewConfig, size: int, mean, std, *, needs_resize: bool):
+def view(x, cfg: ViewConfig, size: int, mean, std, *, needs_resize: bool, shared_mirror=None):
     """All stages of one view, in :class:`ViewConfig`'s order.
 
     Args:
@@ -141,21 +156,26 @@ def view(x, cfg: ViewConfig, size: int, mean, std, *, needs_resize: bool):
         size: output side S.
         mean, std: normalisation in [0, 1] units (use 0 / 1 for un-normalised [0, 1]).
         needs_resize: True when inputs may not be S x S (files, other array sizes).
+        shared_mirror: the per-image flip flag drawn once for all views (AMDIM), or
+            None for this view's own ``flip_p``. Applied last, with the
+            normalisation: crop, translation and colour stages are mirror-symmetric
+            in distribution, so this equals flipping the input first.
 
     Returns:
         CHW float32 DataNode of shape (3, S, S).
     """
     if cfg.crop_scale is not None:
-        x = random_resized_crop(x, size, cfg.crop_scale, cfg.crop_ratio)
+        x = random_resized_crop(x, size, cfg.crop_scale, cfg.crop_ratio, cfg.interpolation)
     elif needs_resize:
         x = resize(x, size)
-    if cfg.translate > 0:
-        x = translate(x, size, cfg.translate)
+    if cfg.translate_enabled:
+        x = translate(x, size, cfg.translate, cfg.translate_p)
     x = color(x, cfg.jitter, cfg.jitter_p, cfg.gray_p)
     if cfg.blur_enabled:
         x = gaussian_blur(x, cfg.blur_p, cfg.blur_kernel, cfg.blur_sigma)
     x = solarize(x, cfg.solarize_p)
-    return flip_normalize(x, cfg.flip_p, mean, std)
+    mirror = flip_coin(cfg.flip_p) if shared_mirror is None else shared_mirror
+    return flip_normalize(x, mirror, mean, std)
 
 
 def eval_view(x, size: int, resize_shorter, mean, std):

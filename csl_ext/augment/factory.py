@@ -9,7 +9,8 @@ from typing import Optional
 
 import numpy as np
 
-from .config import MethodConfig, method_config
+from .config import MethodConfig
+from .recipes import method_config
 
 BACKENDS = ("auto", "dali", "torchvision")
 
@@ -89,11 +90,13 @@ def make_augmentation(method: str, image_size: int, *, backend: str = "auto",
     """Augmentation of ``method`` at ``image_size`` on the best available backend.
 
     Args:
-        method: ``simclr, moco_v2, byol, amdim, cpc_v2, yadim`` or ``eval``.
+        method: one of :data:`.recipes.RECIPES`: ``simclr, moco_v2, byol, amdim,
+            cpc_v2, yadim`` (the method registry's names) or ``eval``; another
+            spelling (``"moco"``) is refused with the canonical name suggested.
         image_size: output side S (>= 16).
         backend: ``"auto"`` (DALI when installed, else torchvision with a warning),
             ``"dali"`` (ImportError when missing) or ``"torchvision"``.
-        **config_kwargs: forwarded to :func:`.config.method_config` (``strength``,
+        **config_kwargs: forwarded to :func:`.recipes.method_config` (``strength``,
             ``blur``, ``mean``, ``std``, ``jitter_mode``, ViewConfig overrides).
 
     Returns:

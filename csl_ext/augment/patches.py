@@ -1,46 +1,28 @@
-"""CPC v2 patch grid and per-patch augmentation, in torch for both backends.
+"""Per-patch augmentation (CPC v2's patch stage), in torch for both backends.
 
 Patchify and the per-patch stage run in torch after the image pipeline (DALI or
 torchvision): DALI's per-sample operators cannot draw separate parameters for each
 of the 49 patches of one image without 49 crop operators per sample, whereas one
 vectorised torch pass does it on whatever device the batch lives on.
 
-- [0]: CPC v2, 2019, https://arxiv.org/abs/1905.09272
+The grid itself is :func:`csl_ext.ops.patchify` (one op, one grid formula:
+:func:`csl_ext.ops.patch_grid`).
+
+- [0]: CPC v2, Hénaff et al. 2020, https://arxiv.org/abs/1905.09272 (§4.1)
+- [1]: Doersch et al. 2015, https://arxiv.org/abs/1505.05192 (colour dropping)
 """
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import torch
 
+from csl_ext.ops.patchify import patchify
+
 from .config import PatchConfig
 
-try:  # the C++/CUDA op from csl_ext.ops once it exists; same definition as below
-    from csl_ext.ops import patchify as _ops_patchify
-except ImportError:  # pragma: no cover - depends on the rest of the package
-    _ops_patchify = None
-
 _GRAY = (0.299, 0.587, 0.114)  # ITU-R 601 luma, as torchvision's rgb_to_grayscale
-
-
-def patchify(images: torch.Tensor, patch_size: int, stride: int) -> torch.Tensor:
-    """Overlapping patch grid.
-
-    Args:
-        images: (B, C, H, W).
-        patch_size: patch side p.
-        stride: step s between patches.
-
-    Returns:
-        (B, nH, nW, C, p, p) with nH = (H - p) // s + 1, e.g. (B, 7, 7, 3, 8, 8) for
-        32/8/4.
-    """
-    if images.dim() != 4:
-        raise ValueError(f"images must be (B, C, H, W), got shape {tuple(images.shape)}")
-    if _ops_patchify is not None:
-        return _ops_patchify(images, patch_size, stride)
-    return images.unfold(2, patch_size, stride).unfold(3, patch_size, stride).permute(0, 2, 3, 1, 4, 5)
 
 
 def _pick(n: int, p: float, device, generator) -> torch.Tensor:
@@ -57,25 +39,31 @@ def _luma(x: torch.Tensor) -> torch.Tensor:
     return (x[:, 0:1] * _GRAY[0]).add_(x[:, 1:2], alpha=_GRAY[1]).add_(x[:, 2:3], alpha=_GRAY[2])
 
 
-def augment_patches(patches: torch.Tensor, cfg: PatchConfig,
-                    generator: Optional[torch.Generator] = None) -> torch.Tensor:
+def augment_patches(patches: torch.Tensor, cfg: PatchConfig, generator: torch.Generator | None = None, *,
+                    fill: Sequence[float] = (0.0, 0.0, 0.0)) -> torch.Tensor:
     """Independent augmentation of every patch, on [0, 1] pixels.
 
     Stages, each with one coin per patch: horizontal flip; brightness b then
     contrast c around the patch's luma mean m (``clamp(b*c*x + b*m*(1-c), 0, 1)``,
-    one affine map); grayscale. Each stage gathers only the patches it selects and
-    writes them back, so a stage with p = 0.25 costs about a quarter pass.
+    one affine map); grayscale; colour dropping [0, 1] (keep one channel, drawn
+    uniformly, and set the other two to ``fill``). Each stage gathers only the
+    patches it selects and writes them back, so a stage with p = 0.25 costs about a
+    quarter pass.
 
     Args:
         patches: (B, nH, nW, 3, p, p) float in [0, 1].
         cfg: per-patch probabilities and strengths.
         generator: torch RNG on ``patches.device`` for reproducibility.
+        fill: per-channel value of dropped channels in [0, 1] units; pass the
+            normalisation mean so that dropped channels are 0 after normalising.
 
     Returns:
         (B, nH, nW, 3, p, p) float in [0, 1], a new contiguous tensor.
     """
     shape = patches.shape
-    # one dense copy: unfold's overlapping windows share memory, and we write in place
+    if patches.dim() != 6 or shape[3] != 3:
+        raise ValueError(f"patches must be (B, nH, nW, 3, p, p), got shape {tuple(shape)}")
+    # one dense copy: the input may be a view with overlapping windows, and we write in place
     x = torch.empty(shape, dtype=torch.float32, device=patches.device).copy_(patches)
     x = x.view(-1, *shape[3:])  # (P, 3, p, p), P = B * nH * nW
     n, dev = x.shape[0], x.device
@@ -94,6 +82,12 @@ def augment_patches(patches: torch.Tensor, cfg: PatchConfig,
     if cfg.gray_p > 0:
         i = _pick(n, cfg.gray_p, dev, generator)
         x.index_copy_(0, i, _luma(x.index_select(0, i)).expand(-1, 3, -1, -1))
+    if cfg.color_drop_p > 0:
+        i = _pick(n, cfg.color_drop_p, dev, generator)
+        kept = torch.randint(0, 3, (len(i),), device=dev, generator=generator)
+        keep = (kept.view(-1, 1) == torch.arange(3, device=dev)).view(-1, 3, 1, 1)  # (P', 3, 1, 1)
+        dropped = torch.tensor(fill, dtype=x.dtype, device=dev).view(1, 3, 1, 1)
+        x.index_copy_(0, i, torch.where(keep, x.index_select(0, i), dropped))
     return x.view(shape)
 
 
@@ -105,11 +99,12 @@ def normalize_patches(patches: torch.Tensor, mean: Sequence[float], std: Sequenc
 
 
 def cpc_views(images01: torch.Tensor, cfg: PatchConfig, mean, std,
-              generator: Optional[torch.Generator] = None) -> torch.Tensor:
+              generator: torch.Generator | None = None) -> torch.Tensor:
     """Augmented [0, 1] images (B, 3, H, W) -> normalised, per-patch augmented grid.
 
     Normalising after patchify equals patchify of the normalised image, since the
     normalisation is per channel.
     """
     patches = patchify(images01, cfg.patch_size, cfg.stride)
-    return normalize_patches(augment_patches(patches, cfg, generator), mean, std).contiguous()
+    augmented = augment_patches(patches, cfg, generator, fill=mean)
+    return normalize_patches(augmented, mean, std).contiguous()

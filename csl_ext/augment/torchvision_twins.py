@@ -16,19 +16,24 @@ from torchvision import datasets
 from torchvision import transforms as T
 
 from .config import MethodConfig, ViewConfig
-from .patches import augment_patches, normalize_patches, patchify
+from .patches import cpc_views
 from .sharding import ShardSampler, default_shard
+
+
+_INTERPOLATION = {"bilinear": T.InterpolationMode.BILINEAR, "bicubic": T.InterpolationMode.BICUBIC}
 
 
 def view_transform(cfg: ViewConfig, size: int, mean, std, *, needs_resize: bool = True) -> T.Compose:
     """PIL image -> float32 (3, S, S) tensor, normalised by mean/std ([0, 1] units)."""
     t: List = []
     if cfg.crop_scale is not None:
-        t.append(T.RandomResizedCrop(size, scale=cfg.crop_scale, ratio=cfg.crop_ratio))
+        t.append(T.RandomResizedCrop(size, scale=cfg.crop_scale, ratio=cfg.crop_ratio,
+                                     interpolation=_INTERPOLATION[cfg.interpolation]))
     elif needs_resize:
         t.append(T.Resize((size, size)))
-    if cfg.translate > 0:
-        t.append(T.RandomCrop(size, padding=cfg.translate, padding_mode="reflect"))
+    if cfg.translate_enabled:
+        translate = T.RandomCrop(size, padding=cfg.translate, padding_mode="reflect")
+        t.append(translate if cfg.translate_p >= 1 else T.RandomApply([translate], p=cfg.translate_p))
     if cfg.flip_p > 0:
         t.append(T.RandomHorizontalFlip(cfg.flip_p))
     j = cfg.jitter
@@ -54,7 +59,8 @@ class MultiView:
     """Callable PIL image -> tuple of views (and the CPC image when asked).
 
     For CPC v2 the single view is the patch grid (nH, nW, 3, p, p) after per-patch
-    augmentation, drawn from torch's global RNG (seeded per DataLoader worker).
+    augmentation, drawn from torch's global RNG (seeded per DataLoader worker). With
+    ``cfg.shared_flip_p`` the image is flipped once before all views (AMDIM).
     """
 
     def __init__(self, cfg: MethodConfig, *, needs_resize: bool = True, return_images: bool = False):
@@ -67,13 +73,14 @@ class MultiView:
                                for v in cfg.views]
 
     def __call__(self, img: Image.Image):
+        if self.cfg.shared_flip_p > 0 and torch.rand(()) < self.cfg.shared_flip_p:
+            img = img.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
         views = [t(img) for t in self.transforms]
         if self.cfg.patch is None:
             return tuple(views)
         img01 = views[0].unsqueeze(0)
         p = self.cfg.patch
-        grid = normalize_patches(augment_patches(patchify(img01, p.patch_size, p.stride), p),
-                                 self.cfg.mean, self.cfg.std)[0].contiguous()
+        grid = cpc_views(img01, p, self.cfg.mean, self.cfg.std)[0]
         if self.return_images:
             m = torch.tensor(self.cfg.mean).view(3, 1, 1)
             s = torch.tensor(self.cfg.std).view(3, 1, 1)

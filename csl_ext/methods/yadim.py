@@ -4,7 +4,9 @@ and CPC augmentation pipelines, and NCE between the last feature maps only.
 Parts: augmentation = csl_ext.augment's "yadim" stages (flip, random resized
 crop, translation, colour jitter, grayscale, normalise) on the loader, then
 CPC's patch stage on the device (overlapping patches, each augmented on its
-own, put back with overlaps averaged) so the encoder sees an image; encoder
+own, put back with overlaps averaged) so the encoder sees an image: this
+project's reading of §3.3, not the paper's text (csl_ext.augment.patch_stage,
+which also offers the literal one); encoder
 = AMDIM's; representation extraction = (-1:-1); similarity = the plain
 (1/sqrt(D)-scaled) dot product, no extra parameters; loss = AMDIM's NCE with
 its regulariser. Optimiser: Adam, lr 2e-4.
@@ -12,31 +14,12 @@ its regulariser. Optimiser: Adam, lr 2e-4.
 - [0]: Falcon & Cho 2020, https://arxiv.org/abs/2009.00104
 """
 import torch
-from torch import nn
 
-from csl_ext.augment.config import PatchConfig, method_config
-from csl_ext.augment.patches import augment_patches
+from csl_ext.augment.config import method_config
+from csl_ext.augment.patch_stage import yadim_patch_stage
 from csl_ext.methods.amdim import AMDIM
 from csl_ext.methods.registry import register
-from csl_ext.tasks.yadim import PatchStage, YADIMTask
-
-
-class NormalisedPatchAugment(nn.Module):
-    """CPC v2's per-patch augmentation (csl_ext.augment.augment_patches: flip,
-    brightness / contrast, grayscale) on patches of normalised images:
-    (N, 3, p, p) -> (N, 3, p, p), un-normalised around the call."""
-
-    def __init__(self, config: PatchConfig, mean, std):
-        super().__init__()
-        self.config = config
-        self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
-
-    def forward(self, patches: torch.Tensor) -> torch.Tensor:
-        pixels = (patches * self.std + self.mean).clamp_(0, 1)  # back to [0, 1]
-        n = pixels.shape[0]
-        augmented = augment_patches(pixels.view(n, 1, 1, *pixels.shape[1:]), self.config).view_as(pixels)
-        return (augmented - self.mean) / self.std
+from csl_ext.tasks.yadim import YADIMTask
 
 
 @register("yadim")
@@ -46,8 +29,11 @@ class YADIM(AMDIM):
     Args:
         image_size, ndf, n_rkhs, depth, use_bn, tclip, reg_coef, lr,
             warmup_epochs, num_classes: as in AMDIM.
-        patch_stage: apply CPC's patch stage to both views (the union
-            pipeline); False leaves AMDIM's stages only.
+        patch_stage: CPC's patch stage on both views (the union pipeline):
+            True / "patches" = overlapping patches augmented on their own,
+            overlaps averaged (this project's reading of §3.3); "image" =
+            the same transforms once on the whole image (the literal
+            union); False leaves AMDIM's stages only.
     """
 
     augmentation = "yadim"
@@ -59,9 +45,8 @@ class YADIM(AMDIM):
         self.patch_stage = None
         if patch_stage:
             config = method_config("yadim", image_size)
-            patch = PatchConfig(patch_size=image_size // 4, stride=image_size // 8)  # the 7x7 grid
-            self.patch_stage = PatchStage(patch.patch_size, patch.stride,
-                                          NormalisedPatchAugment(patch, config.mean, config.std))
+            reading = "patches" if patch_stage is True else patch_stage
+            self.patch_stage = yadim_patch_stage(image_size, config.mean, config.std, reading)
 
     def _make_task(self, comparisons, tclip, reg_coef):
         return YADIMTask(tclip, reg_coef)

@@ -3,7 +3,7 @@ encoders' outputs are contrasted, and the task heads that go with them."""
 from csl_ext.tasks.amdim import FeatureMapContrastiveTask, source_vectors
 from csl_ext.tasks.comparisons import COMPARISONS, Comparison, parse_comparisons
 from csl_ext.tasks.cpc import ContextNetwork, CPCTask
-from csl_ext.tasks.yadim import PatchStage, UnionPipeline, YADIMTask
+from csl_ext.tasks.yadim import YADIMTask
 
 __all__ = [
     "COMPARISONS",
@@ -14,6 +14,4 @@ __all__ = [
     "ContextNetwork",
     "CPCTask",
     "YADIMTask",
-    "PatchStage",
-    "UnionPipeline",
 ]

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from csl_ext.augment import Augmentation, ColorJitter, MethodConfig, ViewConfig
+from csl_ext.augment import Augmentation, ColorJitter, MethodConfig, ViewConfig, method_config
 
 N = 1536
 OFF = dict(crop_scale=None, flip_p=0.0)  # every other stage off
@@ -100,3 +100,48 @@ def test_translation_is_a_crop_of_the_reflection_padded_image(backend, images16)
     counts = np.bincount([dy * (2 * pad + 1) + dx for dy, dx in offsets], minlength=25)
     assert (counts > 0).all()  # all 25 offsets reachable, including the corners
     assert counts.max() < 3 * len(offsets) / 25
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_translation_probability(backend, images16):
+    # amdim-public applies its translation with p 0.8; offset (pad, pad) is the identity (1 in 25)
+    x, y = run_stage(backend, images16, ViewConfig(crop_scale=None, flip_p=0.0, translate=2, translate_p=0.8))
+    moved = (x - y).abs().amax((1, 2, 3)) > 1e-6
+    assert abs(moved.float().mean().item() - 0.8 * 24 / 25) < 0.04
+
+
+def run_views(backend, images, cfg: MethodConfig, seed=0):
+    """(inputs, [view_0, view_1]) as float (N, 3, S, S) in [0, 1] for a [0, 1] config."""
+    if backend == "dali":
+        pytest.importorskip("nvidia.dali")
+    data = np.tile(images, (N // len(images), 1, 1, 1))
+    nw = 0 if backend == "torchvision" else 2
+    outs, labels = [[], []], []
+    for v0, v1, y in Augmentation(cfg, backend).loader(data, np.arange(len(data)), batch_size=256,
+                                                       num_workers=nw, seed=seed, device="cpu"):
+        outs[0].append(v0)
+        outs[1].append(v1)
+        labels.append(y)
+    x = torch.from_numpy(data[torch.cat(labels).numpy()]).permute(0, 3, 1, 2).float() / 255
+    return x, [torch.cat(o) for o in outs]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_shared_flip_flips_both_views_together(backend, images16):
+    view = ViewConfig(crop_scale=None, flip_p=0.0)
+    cfg = MethodConfig("amdim", 16, (view, view), (0.0,) * 3, (1.0,) * 3, shared_flip_p=0.5)
+    x, (v0, v1) = run_views(backend, images16, cfg)
+    assert torch.equal(v0, v1)  # one flip per image
+    mirrored = (x.flip(-1) - v0).abs().amax((1, 2, 3)) < 1e-6
+    same = (x - v0).abs().amax((1, 2, 3)) < 1e-6
+    assert bool((mirrored ^ same).all()) and abs(mirrored.float().mean().item() - 0.5) < 0.05
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_amdim_views_share_their_flip(backend, images16):
+    # the AMDIM recipe with its random stages off except the flip: the two views are equal
+    # (independent flips per view, the old behaviour, make half of them differ)
+    cfg = method_config("amdim", 16, mean=(0.0,) * 3, std=(1.0,) * 3, translate_p=0.0, jitter_p=0.0, gray_p=0.0)
+    x, (v0, v1) = run_views(backend, images16, cfg)
+    assert torch.equal(v0, v1)
+    assert 0.4 < ((x.flip(-1) - v0).abs().amax((1, 2, 3)) < 1e-6).float().mean() < 0.6

@@ -10,8 +10,6 @@ from csl_ext.tasks import (
     ContextNetwork,
     CPCTask,
     FeatureMapContrastiveTask,
-    PatchStage,
-    UnionPipeline,
     YADIMTask,
     parse_comparisons,
 )
@@ -109,18 +107,3 @@ def test_cpc_task_matches_loss_on_its_heads():
     assert all(p.grad is not None for p in task.parameters())
     with pytest.raises(ValueError, match="taller than 3 rows"):
         task(torch.randn(1, 8, 3, 3, dtype=torch.float64))
-
-
-@needs_ext
-def test_union_pipeline_runs_stages_in_order():
-    calls = []
-    stages = [lambda x: calls.append("a") or x + 1, lambda x: calls.append("b") or x * 2]
-    jitter = lambda p: calls.append("patch") or p  # noqa: E731
-    pipeline = UnionPipeline(stages, PatchStage(8, 4, jitter))
-    x = torch.randn(2, 3, 32, 32)
-    torch.testing.assert_close(pipeline(x), (x + 1) * 2)  # identity patches: the image comes back
-    assert calls == ["a", "b", "patch"]
-    # Overlaps are averaged: a patch-wise constant makes each pixel the mean.
-    stage = PatchStage(4, 2, lambda p: torch.ones_like(p) * torch.arange(p.shape[0]).view(-1, 1, 1, 1))
-    out = stage(torch.zeros(1, 1, 6, 6))
-    assert out[0, 0, 0, 0] == 0 and out[0, 0, 2, 2] == (0 + 1 + 2 + 3) / 4  # a 2x2 grid
