@@ -205,8 +205,8 @@ def method_config(
             size (translation at <= 32 px, random resized crop above), ``"crop"`` or
             ``"translate"`` to force one. YADIM always uses both.
         **overrides: ViewConfig fields applied to every view, e.g. ``gray_p=0.0``;
-            ``flip_p > 0`` on AMDIM / YADIM replaces the one flip per image with an
-            independent flip per view.
+            ``flip_p`` on AMDIM / YADIM replaces the one flip per image (``0.5``:
+            an independent flip per view, ``0.0``: no flip).
 
     Returns:
         A frozen :class:`.config.MethodConfig`.
@@ -231,8 +231,8 @@ def method_config(
         if unknown:
             raise ValueError(f"unknown ViewConfig override(s) {sorted(unknown)}")
         views = tuple(dataclasses.replace(v, **overrides) for v in views)
-    # a per-view flip asked for replaces the one shared flip (AMDIM, YADIM)
-    shared_flip_p = 0.0 if overrides.get("flip_p", 0) > 0 else recipe.shared_flip_p
+    # a flip_p asked for replaces the one shared flip (AMDIM, YADIM): 0 = no flip at all
+    shared_flip_p = 0.0 if "flip_p" in overrides else recipe.shared_flip_p
     mean = (CIFAR_MEAN if args.small else IMAGENET_MEAN) if mean is None else mean
     std = (CIFAR_STD if args.small else IMAGENET_STD) if std is None else std
     return MethodConfig(method=method, image_size=image_size, views=views,

@@ -62,6 +62,8 @@ def test_amdim_jitter_mode_and_independent_flips_are_options():
     assert t.crop_scale is None and t.translate == 8
     independent = method_config("amdim", 32, flip_p=0.5)
     assert independent.shared_flip_p == 0.0 and independent.views[0].flip_p == 0.5
+    no_flip = method_config("yadim", 32, flip_p=0.0)  # e.g. digits' AUGMENT_OVERRIDES
+    assert no_flip.shared_flip_p == 0.0 and no_flip.views[0].flip_p == 0.0
 
 
 def test_cpc_yadim_eval_shapes_of_config():
