@@ -140,9 +140,10 @@ class PatchConfig:
     one of the three channels, drawn uniformly, and set the other two to the
     normalisation mean, i.e. 0 after normalising).
 
-    The defaults are CPC v2's patch augmentation ([0] §4.1: colour dropping in every
-    patch, after Doersch et al. 2015, and horizontal flips); jitter and grayscale
-    are off by default and kept as options.
+    The defaults are CPC v2's patch augmentation: colour dropping in every patch
+    ([0] §4.1, after Doersch et al. 2015; the mean as the fill is this project's
+    choice) and a horizontal flip; jitter and grayscale are off by default and
+    kept as options.
 
     - [0]: CPC v2, Hénaff et al. 2020, https://arxiv.org/abs/1905.09272
     """

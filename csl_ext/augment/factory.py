@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib.util
 import warnings
 from dataclasses import dataclass
-from typing import Optional
 
 import numpy as np
 
@@ -35,10 +34,10 @@ class Augmentation:
     config: MethodConfig
     backend: str
 
-    def loader(self, images: Optional[np.ndarray] = None, labels: Optional[np.ndarray] = None, *,
-               file_root: Optional[str] = None, batch_size: int = 256, num_workers: int = 2,
-               device=None, seed: int = 0, shard_id: Optional[int] = None,
-               num_shards: Optional[int] = None, shuffle: bool = True, drop_last: bool = False,
+    def loader(self, images: np.ndarray | None = None, labels: np.ndarray | None = None, *,
+               file_root: str | None = None, batch_size: int = 256, num_workers: int = 2,
+               device=None, seed: int = 0, shard_id: int | None = None,
+               num_shards: int | None = None, shuffle: bool = True, drop_last: bool = False,
                return_images: bool = False):
         """Iterable of ``(view_0, ..., view_{V-1}[, labels])`` batches of this shard.
 
