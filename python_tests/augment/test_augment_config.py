@@ -143,3 +143,12 @@ def test_factory_backend_choice(monkeypatch):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert make_augmentation("simclr", 32).backend == "dali"
+
+
+def test_twin_uses_the_configured_interpolation():
+    from torchvision.transforms import InterpolationMode
+
+    from csl_ext.augment.torchvision_twins import view_transform
+
+    crop = view_transform(method_config("amdim", 64).views[0], 64, (0.5,) * 3, (0.5,) * 3).transforms[0]
+    assert crop.interpolation == InterpolationMode.BICUBIC and crop.scale == (0.3, 1.0)
