@@ -138,3 +138,12 @@ def test_yadim_readings(reading):
 def test_yadim_patch_stage_rejects_an_unknown_reading():
     with pytest.raises(ValueError, match="reading"):
         yadim_patch_stage(32, CIFAR_MEAN, CIFAR_STD, reading="tiles")
+
+
+@pytest.mark.parametrize("patch_stage, size", [(True, 8), ("patches", 8), ("image", 32)])
+def test_yadim_method_builds_the_reading_it_is_given(patch_stage, size):
+    from csl_ext.methods import build_method
+
+    method = build_method("yadim", image_size=32, patch_stage=patch_stage)
+    assert isinstance(method.patch_stage, PatchStage) and method.patch_stage.patch_size == size
+    assert build_method("yadim", image_size=32, patch_stage=False).patch_stage is None
