@@ -19,6 +19,7 @@ import sys
 
 import torch
 
+from csl_ext._cli_errors import run_cli
 from csl_ext.eval.evaluate import PROTOCOLS, check_protocols, evaluate_encoder
 
 REQUIRED_KEYS = ("method", "method_kwargs", "model", "dataset")
@@ -94,6 +95,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> dict[str, dict[str, float]]:
     """Command-line entry; prints a table and returns {"trained": {...}[, "random_init": {...}]}.
+    Run as ``python -m``, the errors below print one line and exit with status 2.
 
     Raises:
         FileNotFoundError: missing checkpoint.
@@ -124,4 +126,5 @@ def main(argv=None) -> dict[str, dict[str, float]]:
 
 
 if __name__ == "__main__":
-    main()
+    # user errors (missing file, not a checkpoint, unknown protocol): one line, exit status 2
+    run_cli("python -m csl_ext.eval.evaluate_checkpoint", main)

@@ -104,7 +104,8 @@ def load_checkpoint(path: str, map_location="cpu", require_keys=REQUIRED_KEYS) -
 
     Raises:
         FileNotFoundError: no file at `path`.
-        CheckpointError: the file is truncated / corrupt or lacks a required key.
+        CheckpointError: the file is truncated / corrupt, lacks a required key,
+            or carries pickled code (refused before any of it runs).
     """
     if not os.path.isfile(path):
         raise FileNotFoundError(f"checkpoint not found: {path!r}")
@@ -114,16 +115,19 @@ def load_checkpoint(path: str, map_location="cpu", require_keys=REQUIRED_KEYS) -
         with torch.serialization.safe_globals(_NUMPY_ARRAY_GLOBALS):
             state = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as error:
-        if "weights_only" in str(error) or "Weights only load failed" in str(error):
-            found = re.search(r"GLOBAL (\S+)", str(error))
-            what = found.group(1) if found else "a Python object other than tensors and plain data"
+        found = re.search(r"GLOBAL (\S+)", str(error))  # weights_only's "Unsupported global: GLOBAL x.y"
+        if found:
             raise CheckpointError(
-                f"checkpoint {path!r} refused: it carries pickled code ({what}), which a csl_ext checkpoint "
+                f"checkpoint {path!r} refused: it carries pickled code ({found.group(1)}), which a csl_ext checkpoint "
                 "never holds; nothing in it was run. If you wrote the file yourself and trust it, read it with "
                 "torch.load(path, weights_only=False)") from None
-        raise CheckpointError(f"checkpoint {path!r} is corrupt or truncated ({error})") from error
+        detail = re.search(r"WeightsUnpickler error:\s*([^\n]+)", str(error))  # not torch's long advice
+        detail = detail.group(1) if detail else str(error).splitlines()[0]
+        raise CheckpointError(f"checkpoint {path!r} is corrupt or truncated, or not a torch.save file "
+                              f"({detail})") from error
     except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, KeyError) as error:
-        raise CheckpointError(f"checkpoint {path!r} is corrupt or truncated ({type(error).__name__}: {error})") from error
+        raise CheckpointError(f"checkpoint {path!r} is corrupt or truncated, or not a torch.save file "
+                              f"({type(error).__name__}: {error})") from error
     if not isinstance(state, dict):
         raise CheckpointError(f"checkpoint {path!r} is not a csl_ext checkpoint: expected a dict, "
                               f"got {type(state).__name__}")
