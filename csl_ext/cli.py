@@ -81,7 +81,13 @@ def _main(argv=None, **defaults) -> int:
         args.augment_kwargs = json.loads(args.augment_kwargs)
     if args.augment_kwargs is None:
         args.augment_kwargs = dict(DIGITS_AUGMENT) if args.dataset == "digits" else {}
-    check_method_kwargs(args.method, args.method_kwargs)  # before any data is loaded
+    # user errors surface before any data is loaded or any step is trained
+    check_method_kwargs(args.method, args.method_kwargs)
+    protocols = [p.strip() for p in args.eval_protocols.split(",") if p.strip()]
+    if not args.no_eval:
+        from csl_ext.eval.evaluate import check_protocols
+
+        check_protocols(protocols)
     trainer = Trainer(config_from_args(args))
     result = trainer.fit()
     if trainer.rank != 0:
@@ -91,8 +97,7 @@ def _main(argv=None, **defaults) -> int:
         return 0
     from csl_ext.train.evaluate import evaluate_pretrained
 
-    scores = evaluate_pretrained(result.method, result.config, result.method_kwargs,
-                                 protocols=[p.strip() for p in args.eval_protocols.split(",") if p.strip()])
+    scores = evaluate_pretrained(result.method, result.config, result.method_kwargs, protocols=protocols)
     if scores is not None:
         print(f"{'protocol':<10}{'pretrained':>12}{'random init':>13}")
         for proto in scores["pretrained"]:

@@ -38,7 +38,7 @@ def assert_one_line_error(result, prog: str, *fragments: str) -> None:
         assert fragment in lines[0], lines[0]
 
 
-FAST = ["--no-progress", "--no-eval", "--max-steps", "1", "--backend", "torchvision"]
+FAST = ["--no-progress", "--max-steps", "1", "--backend", "torchvision"]  # every error comes before step 1
 
 
 @pytest.mark.parametrize("args, fragments", [
@@ -46,6 +46,7 @@ FAST = ["--no-progress", "--no-eval", "--max-steps", "1", "--backend", "torchvis
     (["--method", "simclr", "--method-kwargs", '{"tempreature": 0.5}'],
      ["simclr has no keyword 'tempreature'", "did you mean 'temperature'?", "'base_lr'"]),
     (["--dataset", "cifar10", "--data-root", "missing_dir"], ["data_root 'missing_dir' does not exist"]),
+    (["--eval-protocols", "mlp,svm"], ["protocols must be a non-empty subset of", "'svm'"]),
 ])
 def test_csl_train_user_errors(tmp_path, args, fragments):
     assert_one_line_error(run(csl_train() + args + FAST + ["--output-dir", str(tmp_path / "run")], tmp_path),
