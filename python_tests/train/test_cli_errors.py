@@ -87,3 +87,24 @@ def test_run_cli_turns_only_user_errors_into_one_line(capsys):
 def test_closest_suggests_only_near_names():
     assert closest("tempreature", ["temperature", "width"]) == " (did you mean 'temperature'?)"
     assert closest("zzz", ["temperature", "width"]) == ""
+
+
+def test_build_method_checks_keywords_against_the_class_signature():
+    from csl_ext.methods import build_method
+    from csl_ext.methods.registry import METHODS, check_method_kwargs
+
+    with pytest.raises(ValueError, match=r"moco_v2 has no keyword 'queue' \(did you mean 'queue_size'\?\)"):
+        build_method("moco_v2", queue=128)
+    with pytest.raises(ValueError, match=r"did you mean 'byol'\?"):
+        build_method("bypl")
+    check_method_kwargs("simclr", {"temperature": 0.2, "num_classes": 10})  # every real keyword passes
+
+    class TakesAnyKeyword:  # a class that checks its own **kwargs is left to do so
+        def __init__(self, **kwargs):
+            pass
+
+    METHODS["_any_keyword"] = TakesAnyKeyword
+    try:
+        check_method_kwargs("_any_keyword", {"whatever": 1})
+    finally:
+        del METHODS["_any_keyword"]
