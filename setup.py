@@ -96,10 +96,12 @@ setup(
     description="Contrastive self-supervised learning with fused C++/CUDA ops and DALI augmentation",
     packages=find_packages(include=["csl_ext", "csl_ext.*"]),
     python_requires=">=3.10",
-    install_requires=["torch>=2.4", "torchvision", "numpy"],
+    # scikit-learn ships csl-train's default dataset (digits); the [train] extra
+    # only adds logs and progress bars, which training does without
+    install_requires=["torch>=2.4", "torchvision", "numpy", "scikit-learn"],
     extras_require={
         "dali": ["nvidia-dali-cuda130"],
-        "train": ["scikit-learn", "tqdm", "tensorboard", "matplotlib"],
+        "train": ["tqdm", "tensorboard", "matplotlib"],
         "test": ["pytest", "pytest-benchmark"],
     },
     ext_modules=ext_modules,

@@ -10,7 +10,9 @@ import argparse
 import json
 import sys
 
+from csl_ext._cli_errors import run_cli
 from csl_ext.data.digits import AUGMENT_OVERRIDES as DIGITS_AUGMENT
+from csl_ext.methods.registry import check_method_kwargs
 from csl_ext.train import TrainConfig, Trainer
 
 __all__ = ["main", "build_parser"]
@@ -62,7 +64,16 @@ def config_from_args(args) -> TrainConfig:
 
 def main(argv=None, **defaults) -> int:
     """Runs csl-train; returns the exit status (0: trained and evaluated, or
-    stopped with a checkpoint). `defaults` as in `build_parser`."""
+    stopped with a checkpoint). `defaults` as in `build_parser`.
+
+    A user error (unknown method or keyword, missing dataset, a file that is
+    not a checkpoint) prints ``csl-train: error: ...`` and exits with status 2,
+    as argparse does for its own errors; a bug keeps its traceback.
+    """
+    return run_cli("csl-train", _main, argv, **defaults)
+
+
+def _main(argv=None, **defaults) -> int:
     args = build_parser(**defaults).parse_args(argv)
     if isinstance(args.method_kwargs, str):  # a default given as JSON text
         args.method_kwargs = json.loads(args.method_kwargs)
@@ -70,6 +81,13 @@ def main(argv=None, **defaults) -> int:
         args.augment_kwargs = json.loads(args.augment_kwargs)
     if args.augment_kwargs is None:
         args.augment_kwargs = dict(DIGITS_AUGMENT) if args.dataset == "digits" else {}
+    # user errors surface before any data is loaded or any step is trained
+    check_method_kwargs(args.method, args.method_kwargs)
+    protocols = [p.strip() for p in args.eval_protocols.split(",") if p.strip()]
+    if not args.no_eval:
+        from csl_ext.eval.evaluate import check_protocols
+
+        check_protocols(protocols)
     trainer = Trainer(config_from_args(args))
     result = trainer.fit()
     if trainer.rank != 0:
@@ -79,8 +97,7 @@ def main(argv=None, **defaults) -> int:
         return 0
     from csl_ext.train.evaluate import evaluate_pretrained
 
-    scores = evaluate_pretrained(result.method, result.config, result.method_kwargs,
-                                 protocols=[p.strip() for p in args.eval_protocols.split(",") if p.strip()])
+    scores = evaluate_pretrained(result.method, result.config, result.method_kwargs, protocols=protocols)
     if scores is not None:
         print(f"{'protocol':<10}{'pretrained':>12}{'random init':>13}")
         for proto in scores["pretrained"]:

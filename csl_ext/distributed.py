@@ -1,12 +1,13 @@
-"""torch.distributed helpers: rank / world size and gathers across processes.
+"""torch.distributed helpers: rank / world size, gathers and sums across processes.
 
-All collectives of csl_ext live here. `gather` carries gradients back to the
-process that produced each slice; `gather_no_grad` does NOT and says so.
+All collectives of csl_ext live here. `gather` and `all_reduce_sum` carry
+gradients back to every process; `gather_no_grad` and `all_reduce_mean` do
+NOT and say so.
 """
 import torch
 import torch.distributed as dist
 
-__all__ = ["is_distributed", "rank", "world_size", "gather", "gather_no_grad", "all_reduce_mean"]
+__all__ = ["is_distributed", "rank", "world_size", "gather", "gather_no_grad", "all_reduce_sum", "all_reduce_mean"]
 
 
 def is_distributed() -> bool:
@@ -76,6 +77,33 @@ def gather_no_grad(x: torch.Tensor) -> torch.Tensor:
     parts = [torch.empty_like(x) for _ in range(world_size())]
     dist.all_gather(parts, x.contiguous())
     return torch.cat(parts)
+
+
+class _AllReduceSumWithGrad(torch.autograd.Function):
+    """Sum over processes whose backward sums the incoming gradients too: the
+    gradient of the sum of every process's loss reaches every input."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        x = x.clone()
+        dist.all_reduce(x, op=dist.ReduceOp.SUM)
+        return x
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        grad = grad.contiguous().clone()
+        dist.all_reduce(grad, op=dist.ReduceOp.SUM)
+        return grad
+
+
+def all_reduce_sum(x: torch.Tensor) -> torch.Tensor:
+    """Sum of x (any shape) over processes, with gradient (the same convention
+    as `gather`: DDP's mean over processes then gives the gradient of the
+    global mean loss). E.g. global batch norm's statistics. Outside a process
+    group it returns x itself."""
+    if world_size() == 1:
+        return x
+    return _AllReduceSumWithGrad.apply(x)
 
 
 @torch.no_grad()

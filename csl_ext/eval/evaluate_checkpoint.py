@@ -15,34 +15,28 @@ same architecture: the baseline that shows what pre-training added.
 - [0]: Falcon & Cho 2020, https://arxiv.org/abs/2009.00104
 """
 import argparse
-import os
 import sys
 
 import torch
 
+from csl_ext._cli_errors import run_cli
 from csl_ext.eval.evaluate import PROTOCOLS, check_protocols, evaluate_encoder
 
 REQUIRED_KEYS = ("method", "method_kwargs", "model", "dataset")
 
 
 def load_checkpoint(path: str) -> dict:
-    """Loads a csl_ext checkpoint on the CPU.
+    """Loads a csl_ext checkpoint on the CPU, safely (tensors and plain data
+    only: csl_ext.train.checkpoint.load_checkpoint).
 
     Raises:
         FileNotFoundError: `path` does not exist.
-        ValueError: the file is not a dict with the keys in REQUIRED_KEYS.
+        CheckpointError (a ValueError): the file is not a dict with the keys in
+            REQUIRED_KEYS, is corrupt, or carries pickled code.
     """
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"checkpoint not found: {path!r}")
-    # weights_only=False: method_kwargs / extra trainer state may hold plain Python objects
-    ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    if not isinstance(ckpt, dict):
-        raise ValueError(f"checkpoint {path!r} is not a csl_ext checkpoint: expected a dict, got {type(ckpt).__name__}")
-    missing = [key for key in REQUIRED_KEYS if key not in ckpt]
-    if missing:
-        raise ValueError(f"checkpoint {path!r} is not a csl_ext checkpoint: missing keys {missing} "
-                         f"(expected {list(REQUIRED_KEYS)})")
-    return ckpt
+    from csl_ext.train.checkpoint import load_checkpoint as load_safely
+
+    return load_safely(path, map_location="cpu", require_keys=REQUIRED_KEYS)
 
 
 def build_from_checkpoint(ckpt: dict, *, random_init: bool = False, seed: int = 0):
@@ -101,6 +95,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> dict[str, dict[str, float]]:
     """Command-line entry; prints a table and returns {"trained": {...}[, "random_init": {...}]}.
+    Run as ``python -m``, the errors below print one line and exit with status 2.
 
     Raises:
         FileNotFoundError: missing checkpoint.
@@ -131,4 +126,5 @@ def main(argv=None) -> dict[str, dict[str, float]]:
 
 
 if __name__ == "__main__":
-    main()
+    # user errors (missing file, not a checkpoint, unknown protocol): one line, exit status 2
+    run_cli("python -m csl_ext.eval.evaluate_checkpoint", main)

@@ -23,7 +23,8 @@ def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.1, *, gat
     Args:
         z1: (N, D) projections of the first view.
         z2: (N, D) projections of the second view of the same images.
-        temperature: > 0, e.g. 0.1 (CIFAR) or 0.5.
+        temperature: > 0; 0.1 (the default: SimCLR's ImageNet setting) or 0.5 (its CIFAR-10 setting in
+            google-research/simclr's README, and csl_ext.methods.simclr's default).
         gather: contrast against the views of every torch.distributed process
             (the gradient flows back to each process's own views).
 

@@ -6,10 +6,17 @@ queue and BYOL's EMA target, which are buffers / parameters of the Method),
 the optimiser, scheduler and probe optimiser states, the torch / numpy /
 python RNG states, the position (epoch, global step, step in the epoch) and
 the data settings (dataset, data_root, image_size) and the config.
+
+Loading is safe: ``torch.load(weights_only=True)`` rebuilds only tensors and
+plain data (dicts, lists, tuples, strings, numbers), so a file carrying a
+pickled callable is refused before anything in it runs. The RNG states are
+stored as plain data for that reason (numpy's key as a tensor); numpy arrays,
+which checkpoints written before held, are the one extra type allowed.
 """
 import os
 import pickle
 import random
+import re
 import tempfile
 import zipfile
 
@@ -23,9 +30,19 @@ REQUIRED_KEYS = ("method", "method_kwargs", "model", "optimizer", "scheduler", "
                  "step_in_epoch", "dataset", "data_root", "image_size", "config")
 
 
-class CheckpointError(RuntimeError):
-    """A checkpoint file exists but cannot be read (truncated, corrupt, or
-    not a csl_ext checkpoint)."""
+# numpy arrays hold the numpy RNG state of checkpoints written before the RNG
+# states became plain data; these types rebuild numeric arrays and nothing else
+_NUMPY_ARRAY_GLOBALS = [np.ndarray, np.dtype, type(np.dtype(np.uint32))]  # MT19937 keys are uint32
+try:
+    from numpy._core.multiarray import _reconstruct  # numpy >= 2
+except ImportError:  # numpy 1.x
+    from numpy.core.multiarray import _reconstruct
+_NUMPY_ARRAY_GLOBALS.append(_reconstruct)
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file exists but cannot be used: truncated, corrupt, not a
+    csl_ext checkpoint, or carrying pickled code (refused unread)."""
 
 
 def save_checkpoint(path: str, state: dict) -> None:
@@ -87,38 +104,62 @@ def load_checkpoint(path: str, map_location="cpu", require_keys=REQUIRED_KEYS) -
 
     Raises:
         FileNotFoundError: no file at `path`.
-        CheckpointError: the file is truncated / corrupt or lacks a required key.
+        CheckpointError: the file is truncated / corrupt, lacks a required key,
+            or carries pickled code (refused before any of it runs).
     """
     if not os.path.isfile(path):
         raise FileNotFoundError(f"checkpoint not found: {path!r}")
     try:
-        # weights_only=False: the state holds numpy / python RNG states; only
-        # load checkpoints you wrote yourself
-        state = torch.load(path, map_location=map_location, weights_only=False)
-    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError) as error:
-        raise CheckpointError(f"checkpoint {path!r} is corrupt or truncated ({type(error).__name__}: {error})") from error
+        # weights_only=True: tensors and plain data only; any other pickled
+        # global (a function, a class) stops the load before it is called
+        with torch.serialization.safe_globals(_NUMPY_ARRAY_GLOBALS):
+            state = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as error:
+        found = re.search(r"GLOBAL (\S+)", str(error))  # weights_only's "Unsupported global: GLOBAL x.y"
+        if found:
+            raise CheckpointError(
+                f"checkpoint {path!r} refused: it carries pickled code ({found.group(1)}), which a csl_ext checkpoint "
+                "never holds; nothing in it was run. If you wrote the file yourself and trust it, read it with "
+                "torch.load(path, weights_only=False)") from None
+        detail = re.search(r"WeightsUnpickler error:\s*([^\n]+)", str(error))  # not torch's long advice
+        detail = detail.group(1) if detail else str(error).splitlines()[0]
+        raise CheckpointError(f"checkpoint {path!r} is corrupt or truncated, or not a torch.save file "
+                              f"({detail})") from error
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, KeyError) as error:
+        raise CheckpointError(f"checkpoint {path!r} is corrupt or truncated, or not a torch.save file "
+                              f"({type(error).__name__}: {error})") from error
     if not isinstance(state, dict):
-        raise CheckpointError(f"checkpoint {path!r} does not hold a dict, got {type(state).__name__}")
+        raise CheckpointError(f"checkpoint {path!r} is not a csl_ext checkpoint: expected a dict, "
+                              f"got {type(state).__name__}")
     missing = [k for k in require_keys if k not in state]
     if missing:
-        raise CheckpointError(f"checkpoint {path!r} is not a csl_ext training checkpoint: missing keys {missing}")
+        raise CheckpointError(f"checkpoint {path!r} is not a csl_ext checkpoint: missing keys {missing} "
+                              f"(expected {list(require_keys)})")
     return state
 
 
 def rng_state() -> dict:
-    """torch (CPU and CUDA), numpy and python RNG states."""
+    """torch (CPU and CUDA), numpy and python RNG states, as tensors and plain
+    data (what a weights_only load reads back)."""
+    numpy_state = np.random.get_state(legacy=False)  # {"bit_generator", "state": {"key", "pos"}, ...}
+    numpy_state["state"]["key"] = torch.from_numpy(numpy_state["state"]["key"].astype(np.int64))
     return {
         "torch": torch.get_rng_state(),
         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
-        "numpy": np.random.get_state(),
+        "numpy": numpy_state,
         "python": random.getstate(),
     }
 
 
 def set_rng_state(state: dict) -> None:
-    """Restores what `rng_state` returned."""
+    """Restores what `rng_state` returned (also the numpy-array form of
+    checkpoints written before)."""
     torch.set_rng_state(state["torch"].cpu())
     if state.get("cuda") is not None and torch.cuda.is_available():
         torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
-    np.random.set_state(state["numpy"])
+    numpy_state = state["numpy"]
+    if isinstance(numpy_state, dict) and isinstance(numpy_state["state"]["key"], torch.Tensor):
+        key = numpy_state["state"]["key"].numpy().astype(np.uint32)
+        numpy_state = {**numpy_state, "state": {**numpy_state["state"], "key": key}}
+    np.random.set_state(numpy_state)
     random.setstate(state["python"])

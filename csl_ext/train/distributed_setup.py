@@ -12,7 +12,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from csl_ext.methods.global_bn import convert_to_global_bn
+from csl_ext.nn.global_batch_norm import convert_to_global_bn
 
 __all__ = ["init_distributed", "pick_device", "wrap_model"]
 

@@ -1,13 +1,19 @@
-"""The run's logs: a CSV file, TensorBoard events and a loss-curve PNG.
+"""The run's logs: a CSV file, TensorBoard events, a loss-curve PNG and the
+progress display.
 
 Only rank 0 writes. On resume the CSV keeps the rows up to the resumed step
 and drops later ones (written after the checkpoint, then lost), so the curve
 has no duplicated steps.
+
+TensorBoard, matplotlib and tqdm are optional (``pip install csl_ext[train]``):
+without them training logs the CSV only, skips the PNG and prints plain
+progress lines, and says so once per process.
 """
 import csv
 import os
+import sys
 
-__all__ = ["RunLog", "plot_loss", "CSV_FIELDS"]
+__all__ = ["RunLog", "plot_loss", "progress_bar", "PlainProgress", "CSV_FIELDS"]
 
 CSV_FIELDS = ("step", "epoch", "loss", "lr", "images_per_s", "probe_acc")
 
@@ -41,8 +47,12 @@ class RunLog:
         self._csv.writerows(kept)
         self._file.flush()
         if tensorboard:
-            from torch.utils.tensorboard import SummaryWriter
-
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:
+                _say_once("tensorboard", "tensorboard is not installed: logging to log.csv only "
+                                         "(pip install tensorboard)")
+                return
             # purge_step drops events after the resumed step on resume
             self.writer = SummaryWriter(os.path.join(output_dir, "tensorboard"),
                                         purge_step=resume_step if resume_step > 0 else None)
@@ -71,12 +81,18 @@ class RunLog:
 
 def plot_loss(csv_path: str, png_path: str) -> str | None:
     """Draws loss against step from the CSV log into `png_path` (matplotlib,
-    Agg backend: no display needed). Returns the path, or None without rows."""
+    Agg backend: no display needed). Returns the path, or None without rows
+    or without matplotlib (said once)."""
     with open(csv_path, newline="") as f:
         rows = list(csv.DictReader(f))
     if not rows:
         return None
-    import matplotlib
+    try:
+        import matplotlib
+    except ImportError:
+        _say_once("matplotlib", f"matplotlib is not installed: no {os.path.basename(png_path)} "
+                                "(pip install matplotlib); the losses are in log.csv")
+        return None
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -91,3 +107,47 @@ def plot_loss(csv_path: str, png_path: str) -> str | None:
     fig.savefig(png_path, dpi=100)
     plt.close(fig)
     return png_path
+
+
+def progress_bar(total: int, initial: int = 0, desc: str = ""):
+    """A tqdm bar, or `PlainProgress` lines without tqdm (said once). Both
+    have update(n), set_postfix(**values) and close()."""
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        _say_once("tqdm", "tqdm is not installed: plain progress lines (pip install tqdm)")
+        return PlainProgress(total, initial, desc)
+    return tqdm(total=total, initial=initial, desc=desc, dynamic_ncols=True)
+
+
+class PlainProgress:
+    """Progress without tqdm: one line per `set_postfix` (the trainer calls it
+    at each log step), printed at the next `update`, e.g.
+    ``simclr: step 10/400 loss=4.1532 lr=0.03 img_s=512``."""
+
+    def __init__(self, total: int, initial: int = 0, desc: str = ""):
+        self.total, self.n, self.desc = total, initial, desc
+        self._postfix: dict | None = None
+
+    def set_postfix(self, **values) -> None:
+        self._postfix = values
+
+    def update(self, n: int = 1) -> None:
+        self.n += n
+        if self._postfix is not None:
+            values = " ".join(f"{k}={v}" for k, v in self._postfix.items())
+            print(f"{self.desc}: step {self.n}/{self.total} {values}", flush=True)
+            self._postfix = None
+
+    def close(self) -> None:
+        pass
+
+
+_SAID: set[str] = set()
+
+
+def _say_once(topic: str, message: str) -> None:
+    """Prints `message` to stderr the first time `topic` comes up in this process."""
+    if topic not in _SAID:
+        _SAID.add(topic)
+        print(f"csl_ext: {message}", file=sys.stderr, flush=True)

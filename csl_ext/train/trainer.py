@@ -33,7 +33,7 @@ from csl_ext.methods import build_method
 from csl_ext.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from csl_ext.train.config import TrainConfig
 from csl_ext.train.distributed_setup import init_distributed, pick_device, wrap_model
-from csl_ext.train.run_log import RunLog, plot_loss
+from csl_ext.train.run_log import RunLog, plot_loss, progress_bar
 
 __all__ = ["Trainer", "TrainResult", "train", "epoch_seed", "CHECKPOINT_NAME"]
 
@@ -289,9 +289,7 @@ class Trainer:
 
         bar = None
         if is_main and cfg.progress:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(total=self.total_steps, initial=step, desc=cfg.method, dynamic_ncols=True)
+            bar = progress_bar(total=self.total_steps, initial=step, desc=cfg.method)
         nv = self.method.num_views
         bad_in_row = 0
         window = {"loss": 0.0, "acc": 0.0, "acc_n": 0, "n": 0, "steps": 0, "t": time.perf_counter()}

@@ -62,3 +62,43 @@ def test_rng_states_restore():
     set_rng_state(state)
     b = (torch.rand(3), __import__("numpy").random.rand(3), __import__("random").random())
     assert torch.equal(a[0], b[0]) and (a[1] == b[1]).all() and a[2] == b[2]
+
+
+class _CreatesAFileWhenUnpickled:
+    """What a malicious checkpoint carries: unpickling calls open(path, "w")."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+def test_a_file_carrying_pickled_code_is_refused_and_nothing_runs(tmp_path):
+    marker = tmp_path / "created_by_the_checkpoint"
+    path = tmp_path / "evil.pt"
+    torch.save({"model": {"w": torch.ones(2)}, "step": 1, "payload": _CreatesAFileWhenUnpickled(str(marker))}, path)
+    with pytest.raises(CheckpointError, match=r"refused: it carries pickled code \(io.open\).*nothing in it was run"):
+        load_checkpoint(str(path), require_keys=())
+    assert not marker.exists()
+    # the payload is live: an unsafe load runs it (what load_checkpoint prevents)
+    torch.load(path, weights_only=False)
+    assert marker.exists()
+
+
+def test_rng_states_are_plain_data_and_older_numpy_array_states_still_load(tmp_path):
+    state = rng_state()
+    assert isinstance(state["numpy"]["state"]["key"], torch.Tensor)
+    expected = (torch.rand(2), __import__("numpy").random.rand(3))
+    path = tmp_path / "rng.pt"
+    save_checkpoint(str(path), {"rng": state})
+    # nothing but tensors and plain data: loads with torch's own defaults
+    assert torch.serialization.get_unsafe_globals_in_checkpoint(str(path)) == []
+    set_rng_state(load_checkpoint(str(path), require_keys=())["rng"])
+    assert torch.equal(torch.rand(2), expected[0]) and (__import__("numpy").random.rand(3) == expected[1]).all()
+    # a checkpoint written before holds numpy's legacy tuple with a uint32 array
+    legacy = dict(state, numpy=__import__("numpy").random.get_state())
+    expected = __import__("numpy").random.rand(3)
+    save_checkpoint(str(path), {"rng": legacy})
+    set_rng_state(load_checkpoint(str(path), require_keys=())["rng"])
+    assert (__import__("numpy").random.rand(3) == expected).all()

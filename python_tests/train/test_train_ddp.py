@@ -9,7 +9,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from csl_ext.methods import build_method
-from csl_ext.methods.global_bn import GlobalBatchNorm
+from csl_ext.nn.global_batch_norm import GlobalBatchNorm
 from csl_ext.train import Trainer
 from csl_ext.train.distributed_setup import init_distributed, wrap_model
 

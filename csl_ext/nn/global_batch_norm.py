@@ -2,35 +2,20 @@
 
 torch.nn.SyncBatchNorm refuses CPU tensors, and SimCLR / BYOL need the batch
 statistics of every process (SimCLR Sec. 3: "global BN"), also in the CPU
-tests. Statistics are summed with an all-reduce whose backward all-reduces
-(sums) the gradient, the same convention as csl_ext.distributed.gather: the
+tests. Statistics are summed with csl_ext.distributed.all_reduce_sum, whose
+backward sums the gradient too (the convention of distributed.gather): the
 gradient of the sum of every process's loss reaches every input, and DDP's
 mean over processes then gives the gradient of the global mean loss.
 
 - [0]: SimCLR, Chen et al. 2020, Sec. 3, https://arxiv.org/abs/2002.05709
 """
 import torch
-import torch.distributed as dist
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from csl_ext import distributed
 
-
-class _AllReduceSum(torch.autograd.Function):
-    """Sum over processes; the backward sums the incoming gradients too."""
-
-    @staticmethod
-    def forward(ctx, x):
-        x = x.clone()
-        dist.all_reduce(x, op=dist.ReduceOp.SUM)
-        return x
-
-    @staticmethod
-    def backward(ctx, grad):
-        grad = grad.contiguous().clone()
-        dist.all_reduce(grad, op=dist.ReduceOp.SUM)
-        return grad
+__all__ = ["GlobalBatchNorm", "convert_to_global_bn"]
 
 
 class GlobalBatchNorm(_BatchNorm):
@@ -50,9 +35,9 @@ class GlobalBatchNorm(_BatchNorm):
         if not (self.training and distributed.world_size() > 1):
             return super().forward(x)
         dims = [0] + list(range(2, x.dim()))
-        xf = x.float()
-        count = torch.tensor([x.numel() / x.shape[1]], device=x.device, dtype=torch.float32)
-        stats = _AllReduceSum.apply(torch.cat([xf.sum(dims), (xf * xf).sum(dims), count]))  # 2C + 1
+        xf = x.to(torch.promote_types(x.dtype, torch.float32))  # half / bf16 statistics in float32
+        count = torch.tensor([x.numel() / x.shape[1]], device=x.device, dtype=xf.dtype)
+        stats = distributed.all_reduce_sum(torch.cat([xf.sum(dims), (xf * xf).sum(dims), count]))  # 2C + 1
         c = x.shape[1]
         n = stats[-1]
         mean = stats[:c] / n
@@ -75,10 +60,13 @@ def convert_to_global_bn(module: nn.Module) -> nn.Module:
     """Replaces every BatchNorm*d in module (in place, recursively) by a
     GlobalBatchNorm holding the same parameters and buffers."""
     if isinstance(module, _BatchNorm) and not isinstance(module, GlobalBatchNorm):
-        new = GlobalBatchNorm(module.num_features, module.eps, module.momentum, module.affine, module.track_running_stats)
+        new = GlobalBatchNorm(module.num_features, module.eps, module.momentum, module.affine,
+                              module.track_running_stats)
+        reference = next(iter(module.state_dict().values()), None)  # weight or running_mean
+        if reference is not None:  # None: affine=False and no running statistics
+            new.to(device=reference.device, dtype=reference.dtype)
         new.load_state_dict(module.state_dict())
         new.train(module.training)
-        new.to(next(iter(module.state_dict().values())).device)
         if module.affine:
             new.weight.requires_grad_(module.weight.requires_grad)
             new.bias.requires_grad_(module.bias.requires_grad)
