@@ -16,6 +16,7 @@ Example:
     ...                            epochs=2, batch_size=128, output_dir="runs/simclr"))
 """
 import contextlib
+import inspect
 import os
 import signal
 import threading
@@ -27,7 +28,7 @@ import torch.distributed as dist
 from csl_ext import distributed
 from csl_ext.augment import make_augmentation
 from csl_ext.data import DEFAULT_SIZE, SPLITS, load_dataset
-from csl_ext.methods import build_method
+from csl_ext.methods import METHODS, build_method
 from csl_ext.train.batches import PretrainBatches, epoch_seed
 from csl_ext.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from csl_ext.train.config import TrainConfig
@@ -127,10 +128,15 @@ class Trainer:
 
     # -- set-up ------------------------------------------------------------------
     def effective_method_kwargs(self, num_classes: int) -> dict:
-        """method_kwargs plus the online probe's ``num_classes`` when asked for."""
+        """method_kwargs plus the online probe's ``num_classes`` when asked for,
+        and the training image size for methods built for one (AMDIM / YADIM
+        presets, CPC's patch grid) unless method_kwargs names another."""
         kwargs = dict(self.config.method_kwargs)
         if self.config.online_probe and "num_classes" not in kwargs and num_classes >= 2:
             kwargs["num_classes"] = int(num_classes)
+        takes_size = "image_size" in inspect.signature(METHODS[self.config.method]).parameters
+        if takes_size and "image_size" not in kwargs and self.image_size is not None:
+            kwargs["image_size"] = int(self.image_size)
         return kwargs
 
     def _setup(self) -> None:

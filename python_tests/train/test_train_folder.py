@@ -21,9 +21,9 @@ from conftest import assert_same_weights, tiny_config
 BACKENDS = ["torchvision", pytest.param("dali", marks=pytest.mark.skipif(not dali_available(), reason="no DALI"))]
 # width-8 encoders at the smallest size each method takes (AMDIM / YADIM presets start at 32 px)
 FOLDER_RUNS = {
-    "simclr": ({"arch": "resnet18", "width": 8, "hidden_dim": 16, "proj_dim": 8}, 16),
+    "simclr": ({"arch": "resnet18", "width": 8, "hidden_dim": 16, "proj_dim": 8}, 16),  # takes no image_size
     "yadim": ({"ndf": 8, "n_rkhs": 32, "depth": 1, "warmup_epochs": 0}, 32),
-    "cpc_v2": ({"image_size": 16, "blocks": (1, 1), "width": 8, "offsets": (1, 2), "context_blocks": 1,
+    "cpc_v2": ({"blocks": (1, 1), "width": 8, "offsets": (1, 2), "context_blocks": 1,
                 "warmup_epochs": 0}, 16),
 }
 
@@ -44,6 +44,8 @@ def test_methods_train_on_a_jpeg_png_folder(method, backend, image_folder, tmp_p
     result = train(folder_config(root, tmp_path / "run", method, backend=backend, max_steps=3, num_workers=1))
     assert result.status == "max_steps" and result.step == 3
     assert len(result.losses) == 3 and all(math.isfinite(x) for x in result.losses)
+    if method != "simclr":  # methods built for one size get the training size (CPC: 16 px, not its default 32)
+        assert result.method_kwargs["image_size"] == FOLDER_RUNS[method][1]
     rows = list(csv.DictReader(open(tmp_path / "run" / "log.csv")))
     assert all(0 <= float(r["probe_acc"]) <= 1 for r in rows)  # labels from the class folders reach the probe
 
