@@ -103,8 +103,8 @@ class _SeededSamples(torch.utils.data.Sampler):
 
 
 class _SeededDataset(torch.utils.data.Dataset):
-    """Applies `transform` to image i with torch's RNG seeded by the sampler's seed
-    (inside fork_rng, so the caller's RNG is untouched without workers)."""
+    """Applies `transform` to image i with torch's CPU RNG seeded by the sampler's seed
+    (the caller's RNG state is restored after it without workers)."""
 
     def __init__(self, transform: MultiView):
         self.transform = transform
@@ -115,9 +115,14 @@ class _SeededDataset(torch.utils.data.Dataset):
     def __getitem__(self, index_and_seed):
         i, seed = index_and_seed
         img, label = self.image(int(i))
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
+        # a worker's RNG is its own; in the main process, set the caller's aside
+        saved = torch.get_rng_state() if torch.utils.data.get_worker_info() is None else None
+        torch.default_generator.manual_seed(seed)  # CPU only: torch.manual_seed also seeds every device (50x slower)
+        try:
             return (*self.transform(img), label)
+        finally:
+            if saved is not None:
+                torch.set_rng_state(saved)
 
 
 class ArrayDataset(_SeededDataset):
