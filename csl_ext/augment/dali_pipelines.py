@@ -11,7 +11,6 @@ per-patch augmentation and normalisation follow in torch (see :mod:`.patches`).
 
 from __future__ import annotations
 
-import os
 from typing import Optional, Sequence
 
 import numpy as np
@@ -69,18 +68,6 @@ class ArraySource:
         # np.ascontiguousarray: external_source wants dense samples, fancy indexing gives one copy
         imgs = np.ascontiguousarray(self.images[idx])
         return list(imgs), list(self.labels[idx].reshape(-1, 1))
-
-
-def list_image_folder(root: str):
-    """(sorted class names, number of files) of an ImageFolder directory, as readers.file sees it."""
-    if not os.path.isdir(root):
-        raise ValueError(f"file_root must be an existing directory, got {root!r}")
-    classes = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)))
-    if not classes:
-        raise ValueError(f"file_root {root!r} has no class sub-folders (ImageFolder layout)")
-    exts = (".jpg", ".jpeg", ".png", ".bmp")
-    n = sum(1 for c in classes for f in os.listdir(os.path.join(root, c)) if f.lower().endswith(exts))
-    return classes, n
 
 
 def _views(images, cfg: MethodConfig, needs_resize: bool, shorter_side: Optional[int] = None):

@@ -83,7 +83,8 @@ class ImageFolder(torch.utils.data.Dataset):
         if not os.path.isdir(root):
             raise FileNotFoundError(f"image folder root {root!r} does not exist")
         if not os.path.isdir(path):
-            raise FileNotFoundError(f"image folder split {path!r} does not exist (expected <root>/<split>/<class>/<image>)")
+            raise FileNotFoundError(f"image folder split {path!r} does not exist "
+                                    "(expected <root>/<split>/<class>/<image>)")
         if not isinstance(num_workers, int) or num_workers < 0:
             raise ValueError(f"num_workers must be an integer >= 0, got {num_workers!r}")
         classes, paths, labels = _scan(path)

@@ -174,7 +174,8 @@ class Trainer:
         # loss scaling only for fp16: bf16 has fp32's range
         self.scaler = torch.amp.GradScaler("cuda", enabled=on_cuda and not bf16)
         if self.is_main and cfg.knn_images > 0:
-            labelled = _dataset(cfg, SPLITS[cfg.dataset][1], self.image_size)
+            pretrain_split, labelled_split, _ = SPLITS[cfg.dataset]
+            labelled = data if labelled_split == pretrain_split else _dataset(cfg, labelled_split, self.image_size)
             self.knn_monitor = KnnMonitor(labelled, cfg.knn_images, cfg.seed, num_workers=cfg.num_workers)
 
     # -- checkpoints -------------------------------------------------------------
@@ -304,8 +305,9 @@ class Trainer:
             result.losses.append(loss)
             self.stats.add(loss, probe_acc)
             epoch_end = pos.step_in_epoch == self.steps_per_epoch
-            knn = self._monitor(pos, epoch_end, result)
-            if pos.step % self.config.log_every == 0 or epoch_end or knn is not None:
+            knn_due = self._knn_due(pos, epoch_end)  # the same on every process: all of them log (all-reduce)
+            knn = self._monitor(pos, result) if knn_due else None
+            if pos.step % self.config.log_every == 0 or epoch_end or knn_due:
                 self._log(pos, knn)
             if self.progress_bar is not None:
                 self.progress_bar.update(1)
@@ -352,11 +354,14 @@ class Trainer:
         self.scheduler.step()  # the schedule follows batches, skipped ones included
         return float(out.ssl_loss), (None if out.probe_acc is None else float(out.probe_acc))
 
-    def _monitor(self, pos: Position, epoch_end: bool, result: TrainResult) -> float | None:
-        """The online kNN accuracy when one is due at this step (rank 0), else None."""
+    def _knn_due(self, pos: Position, epoch_end: bool) -> bool:
+        """Whether the online kNN monitor runs after this step (every knn_every steps, or at epoch ends)."""
         every = self.config.knn_every
-        due = (pos.step % every == 0) if every > 0 else epoch_end
-        if self.knn_monitor is None or not due:
+        return self.config.knn_images > 0 and (pos.step % every == 0 if every > 0 else epoch_end)
+
+    def _monitor(self, pos: Position, result: TrainResult) -> float | None:
+        """The online kNN accuracy of the current encoder (rank 0; None elsewhere)."""
+        if self.knn_monitor is None:
             return None
         accuracy = self.knn_monitor(self.method, self.device)  # eval mode inside, training mode restored
         result.knn.append((pos.step, accuracy))

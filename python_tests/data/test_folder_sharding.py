@@ -5,7 +5,6 @@ import os
 import socket
 
 import numpy as np
-import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
@@ -49,7 +48,7 @@ def _worker(rank, port, root, backends, train_config, results):
                     labels += y.tolist()
                 results[(backend, epoch, rank)] = (ids, labels)
         result = Trainer(train_config).fit()  # the trainer on the folder, in the same process group
-        results[("trainer", rank)] = (result.status, result.step, [float(x) for x in result.losses])
+        results[("trainer", rank)] = (result.status, result.step, [float(x) for x in result.losses], result.knn)
     finally:
         dist.destroy_process_group()
 
@@ -64,7 +63,7 @@ def test_two_processes_read_disjoint_shards_covering_the_folder_once_per_epoch(t
     cfg = TrainConfig(method="simclr", method_kwargs={"arch": "resnet18", "width": 4, "hidden_dim": 16, "proj_dim": 8},
                       dataset="folder", data_root=str(tmp_path), image_size=16, epochs=1, batch_size=8,
                       num_workers=0, backend="torchvision", output_dir=str(tmp_path / "run"), max_steps=2,
-                      progress=False, tensorboard=False, knn_images=0)
+                      progress=False, tensorboard=False, knn_images=12, knn_every=1)  # kNN on rank 0, every step
     results = mp.Manager().dict()
     mp.spawn(_worker, args=(_free_port(), str(tmp_path), backends, cfg, results), nprocs=WORLD, join=True)
 
@@ -83,4 +82,5 @@ def test_two_processes_read_disjoint_shards_covering_the_folder_once_per_epoch(t
     status0, status1 = results[("trainer", 0)], results[("trainer", 1)]
     assert status0[:2] == status1[:2] == ("max_steps", 2)
     assert all(np.isfinite(status0[2] + status1[2]))
+    assert [s for s, _ in status0[3]] == [1, 2] and status1[3] == []  # rank 0 monitors; no hang, no mismatch
     assert (tmp_path / "run" / "checkpoint.pt").exists()

@@ -124,5 +124,6 @@ def test_loaders_skip_an_unreadable_file_with_a_warning(backend, tmp_path):
     ids = sum((decode_ids(b[0], cfg) for b in batches), [])
     got_labels = sum((b[2].tolist() for b in batches), [])
     assert len(ids) == 12 and 4 not in ids  # every step full, the bad file never read
-    assert sorted(set(ids)) == [i for i in range(12) if i != 4] and ids.count(7) == 2  # 04 -> the next file of the list, c1/07
+    # 04 -> the next file of the list, c1/07
+    assert sorted(set(ids)) == [i for i in range(12) if i != 4] and ids.count(7) == 2
     assert got_labels == [int(labels[i]) for i in ids]  # each image with its own label
