@@ -78,9 +78,11 @@ def test_folder_sigterm_with_loader_workers_then_resume(image_folder, tmp_path):
     cfg = dict(batch_size=2, epochs=1, num_workers=2)  # 12 steps: more than the workers prefetch
     whole = train(folder_config(root, tmp_path / "whole", **cfg))
 
+    others = set(_child_pids())  # e.g. a multiprocessing Manager left by an earlier test
+
     def sigterm(trainer, info):
         if info["step"] == 2:
-            workers = _child_pids()
+            workers = set(_child_pids()) - others
             assert len(workers) == 2
             for pid in workers:
                 os.kill(pid, signal.SIGTERM)
