@@ -56,7 +56,7 @@ def build_parser(**defaults) -> argparse.ArgumentParser:
     p.add_argument("--skip-bad-images", action="store_true",
                    help="folders: skip unreadable image files with a warning (default: stop, naming the file)")
     p.add_argument("--knn-every", type=int, default=d.knn_every,
-                   help="steps between online kNN evaluations (0: every epoch)")
+                   help="steps between online kNN evaluations (0: every epoch; default: 10 per run)")
     p.add_argument("--knn-images", type=int, default=d.knn_images,
                    help="labelled images of the online kNN monitor (0: off)")
     p.add_argument("--eval-protocols", default="mlp", help="comma-separated: mlp,linear,knn")

@@ -5,7 +5,7 @@ mode, its training flag restored after) embeds a fixed labelled subset of the
 dataset's labelled train split, and a weighted kNN (csl_ext.eval.knn, k=20,
 T=0.07 as in InstDisc [0]) classifies one part of it (the queries) from the
 other (the memory bank). Bank and queries are disjoint, drawn once with the
-run's seed, and held as uint8 images (1000 images at 128 px: 49 MB).
+run's seed, and held as uint8 images (500 images at 128 px: 25 MB).
 
 - [0]: InstDisc, Wu et al. 2018, https://arxiv.org/abs/1805.01978
 """
@@ -17,7 +17,7 @@ from csl_ext.eval.knn import knn_accuracy
 
 __all__ = ["KnnMonitor"]
 
-BANK_FRACTION = 0.8  # e.g. 1000 images: 800 in the bank, 200 queries
+BANK_FRACTION = 0.8  # e.g. 500 images: 400 in the bank, 100 queries
 
 
 def _as_is(batch):
@@ -51,7 +51,7 @@ class KnnMonitor:
         ValueError: fewer than 10 labelled images.
     """
 
-    def __init__(self, dataset, num_images: int = 1000, seed: int = 0, *, k: int = 20, temperature: float = 0.07,
+    def __init__(self, dataset, num_images: int = 500, seed: int = 0, *, k: int = 20, temperature: float = 0.07,
                  num_workers: int = 0):
         labelled = np.flatnonzero(np.asarray(dataset.labels) >= 0)
         if len(labelled) < 10:

@@ -355,9 +355,14 @@ class Trainer:
         return float(out.ssl_loss), (None if out.probe_acc is None else float(out.probe_acc))
 
     def _knn_due(self, pos: Position, epoch_end: bool) -> bool:
-        """Whether the online kNN monitor runs after this step (every knn_every steps, or at epoch ends)."""
+        """Whether the online kNN monitor runs after this step: every knn_every
+        steps, at epoch ends (0), or ten times per run (None)."""
         every = self.config.knn_every
-        return self.config.knn_images > 0 and (pos.step % every == 0 if every > 0 else epoch_end)
+        if self.config.knn_images == 0:
+            return False
+        if every is None:  # e.g. 440 steps: after steps 44, 88, ..., 440
+            return pos.step % max(1, self.total_steps // 10) == 0 or pos.step == self.total_steps
+        return epoch_end if every == 0 else pos.step % every == 0
 
     def _monitor(self, pos: Position, result: TrainResult) -> float | None:
         """The online kNN accuracy of the current encoder (rank 0; None elsewhere)."""
