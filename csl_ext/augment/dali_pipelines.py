@@ -11,8 +11,7 @@ per-patch augmentation and normalisation follow in torch (see :mod:`.patches`).
 
 from __future__ import annotations
 
-import os
-from typing import Optional
+from typing import Optional, Sequence
 
 import numpy as np
 from nvidia.dali import fn, pipeline_def, types
@@ -71,18 +70,6 @@ class ArraySource:
         return list(imgs), list(self.labels[idx].reshape(-1, 1))
 
 
-def list_image_folder(root: str):
-    """(sorted class names, number of files) of an ImageFolder directory, as readers.file sees it."""
-    if not os.path.isdir(root):
-        raise ValueError(f"file_root must be an existing directory, got {root!r}")
-    classes = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)))
-    if not classes:
-        raise ValueError(f"file_root {root!r} has no class sub-folders (ImageFolder layout)")
-    exts = (".jpg", ".jpeg", ".png", ".bmp")
-    n = sum(1 for c in classes for f in os.listdir(os.path.join(root, c)) if f.lower().endswith(exts))
-    return classes, n
-
-
 def _views(images, cfg: MethodConfig, needs_resize: bool, shorter_side: Optional[int] = None):
     s = cfg.image_size
     if cfg.method == "eval":
@@ -98,15 +85,20 @@ def _views(images, cfg: MethodConfig, needs_resize: bool, shorter_side: Optional
 
 
 def build_pipeline(cfg: MethodConfig, *, source: Optional[ArraySource] = None,
-                   file_root: Optional[str] = None, batch_size: int, num_threads: int = 2,
+                   file_root: Optional[str] = None, files: Optional[Sequence[str]] = None,
+                   file_labels: Optional[Sequence[int]] = None, batch_size: int, num_threads: int = 2,
                    device_id: Optional[int] = None, seed: int = 0, shard_id: int = 0,
                    num_shards: int = 1, shuffle: bool = True, prefetch_queue_depth: int = 2):
     """Build (not yet built) the DALI pipeline of ``cfg``.
 
     Args:
         cfg: method parameters from :func:`.config.method_config`.
-        source: in-memory input; exactly one of ``source`` / ``file_root``.
-        file_root: ImageFolder directory of JPEG/PNG files.
+        source: in-memory input; exactly one of ``source`` / ``file_root`` / ``files``.
+        file_root: ImageFolder directory of JPEG/PNG files, sharded and shuffled by the
+            reader (``shard_id`` / ``num_shards``, ``random_shuffle``, ``stick_to_shard``).
+        files, file_labels: an explicit list of image paths and their labels, read in
+            this order (the caller has already sharded and permuted it, e.g. with
+            :func:`.sharding.shard_indices`, so both backends read the same samples).
         batch_size: maximum batch size.
         num_threads: DALI CPU worker threads.
         device_id: CUDA device, or None for a CPU-only pipeline.
@@ -118,16 +110,24 @@ def build_pipeline(cfg: MethodConfig, *, source: Optional[ArraySource] = None,
         ``nvidia.dali.Pipeline`` with outputs ``view0 .. view{V-1}, labels``:
         views (B, 3, S, S) float32, labels (B, 1) int32.
     """
-    if (source is None) == (file_root is None):
-        raise ValueError("pass exactly one of source (array) or file_root (directory)")
+    if sum(x is not None for x in (source, file_root, files)) != 1:
+        raise ValueError("pass exactly one of source (array), file_root (directory) or files (list)")
+    if files is not None and (file_labels is None or len(file_labels) != len(files)):
+        raise ValueError("files needs file_labels of the same length")
     gpu = device_id is not None
 
     @pipeline_def(enable_conditionals=True)
     def _pipe():
-        if file_root is not None:
-            encoded, labels = fn.readers.file(
-                file_root=file_root, shard_id=shard_id, num_shards=num_shards,
-                random_shuffle=shuffle, pad_last_batch=True, name="Reader")
+        if file_root is not None or files is not None:
+            if files is not None:
+                encoded, labels = fn.readers.file(
+                    files=list(files), labels=[int(y) for y in file_labels], random_shuffle=False,
+                    pad_last_batch=True, name="Reader")
+            else:
+                encoded, labels = fn.readers.file(
+                    file_root=file_root, shard_id=shard_id, num_shards=num_shards, random_shuffle=shuffle,
+                    stick_to_shard=True, pad_last_batch=True, name="Reader")
+            # nvJPEG on the GPU ("mixed": CPU parse, GPU decode), the CPU decoder otherwise
             images = fn.decoders.image(encoded, device="mixed" if gpu else "cpu",
                                        output_type=types.RGB)
             needs_resize, shorter = True, None

@@ -5,14 +5,14 @@ reference in the parity tests.
 
 from __future__ import annotations
 
-import contextlib
 import math
+import os
+import signal
 from typing import List, Optional
 
 import numpy as np
 import torch
 from PIL import Image
-from torchvision import datasets
 from torchvision import transforms as T
 
 from .config import MethodConfig, ViewConfig
@@ -88,25 +88,97 @@ class MultiView:
         return (grid,)
 
 
-class ArrayDataset(torch.utils.data.Dataset):
+def sample_seed(seed: int, epoch: int, index: int) -> int:
+    """The RNG seed of one sample's augmentation: a function of (loader seed, epoch,
+    sample index) only, so a sample's views depend neither on the worker that makes
+    them nor on the batches before it (a resumed epoch skips them without decoding)."""
+    return (seed * 1_000_003 + epoch * 7_919 + index) % (2**63 - 1)
+
+
+def _leave_sigterm_to_the_main_process(worker_id: int) -> None:
+    """DataLoader worker init: ignore SIGTERM. A scheduler that signals the whole process
+    group would otherwise kill the workers mid-epoch, and the trainer (which saves a
+    checkpoint at the next step on SIGTERM) would die on the lost worker instead; the
+    workers still exit with the main process (the DataLoader shuts them down)."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
+class _SeededSamples(torch.utils.data.Sampler):
+    """Yields (index, seed) pairs of a ShardSampler's epoch from position `start` on."""
+
+    def __init__(self, sampler: ShardSampler, seed: int):
+        self.sampler, self.seed, self.start, self.epoch = sampler, seed, 0, 0
+
+    def __iter__(self):
+        self.sampler.set_epoch(self.epoch)
+        order = list(self.sampler)[self.start:]
+        return iter([(i, sample_seed(self.seed, self.epoch, i)) for i in order])
+
+    def __len__(self) -> int:
+        return max(0, len(self.sampler) - self.start)
+
+
+class _SeededDataset(torch.utils.data.Dataset):
+    """Applies `transform` to image i with torch's CPU RNG seeded by the sampler's seed
+    (the caller's RNG state is restored after it without workers)."""
+
+    def __init__(self, transform: MultiView):
+        self.transform = transform
+
+    def image(self, i: int) -> tuple[Image.Image, int]:
+        raise NotImplementedError
+
+    def __getitem__(self, index_and_seed):
+        i, seed = index_and_seed
+        img, label = self.image(int(i))
+        # a worker's RNG is its own; in the main process, set the caller's aside
+        saved = torch.get_rng_state() if torch.utils.data.get_worker_info() is None else None
+        torch.default_generator.manual_seed(seed)  # CPU only: torch.manual_seed also seeds every device (50x slower)
+        try:
+            return (*self.transform(img), label)
+        finally:
+            if saved is not None:
+                torch.set_rng_state(saved)
+
+
+class ArrayDataset(_SeededDataset):
     """In-memory uint8 (N, H, W, 3) images (+ labels) -> (views..., label)."""
 
     def __init__(self, images: np.ndarray, labels: Optional[np.ndarray], transform: MultiView):
+        super().__init__(transform)
         self.images = images
         self.labels = np.full(len(images), -1, np.int64) if labels is None else np.asarray(labels)
-        self.transform = transform
 
     def __len__(self) -> int:
         return len(self.images)
 
-    def __getitem__(self, i):
-        return (*self.transform(Image.fromarray(self.images[i])), int(self.labels[i]))
+    def image(self, i: int):
+        return Image.fromarray(np.ascontiguousarray(self.images[i])), int(self.labels[i])
 
 
-class _FolderDataset(datasets.ImageFolder):
-    def __getitem__(self, i):
-        img, label = super().__getitem__(i)
-        return (*img, label)
+class FileDataset(_SeededDataset):
+    """Image files of a :class:`csl_ext.data.ImageFolder` file list -> (views..., label),
+    decoded per image in the DataLoader workers."""
+
+    def __init__(self, files, transform: MultiView):
+        super().__init__(transform)
+        self.files = files
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def image(self, i: int):
+        return self.files.load(i)  # raises naming the file, or skips it (skip_bad_images)
+
+
+def folder_files(file_root: str, skip_bad_images: bool = False):
+    """The file list of an ImageFolder directory ``file_root/<class>/<image>``."""
+    from csl_ext.data.folder import ImageFolder
+
+    if not isinstance(file_root, (str, os.PathLike)) or not os.path.isdir(file_root):
+        raise ValueError(f"file_root must be an existing directory, got {file_root!r}")
+    root = os.path.abspath(file_root)
+    return ImageFolder(os.path.dirname(root), os.path.basename(root), skip_bad_images=skip_bad_images)
 
 
 class TorchvisionLoader:
@@ -114,21 +186,29 @@ class TorchvisionLoader:
 
     Each step yields ``(view_0, ..., view_{V-1}[, labels][, images])`` on ``device``
     (float32 views, int64 labels), see DaliLoader. ``num_workers`` DataLoader worker
-    processes take the place of DALI's threads.
+    processes take the place of DALI's threads; each sample's augmentation is seeded by
+    (seed, epoch, index) (:func:`sample_seed`), so the batches do not depend on the
+    number of workers, and ``start_batch`` skips batches without decoding them.
+
+    Inputs: ``images`` (in memory), ``file_root`` (an ImageFolder directory) or
+    ``files`` (a :class:`csl_ext.data.ImageFolder`, i.e. a scanned file list).
+    ``skip_bad_images`` (with file_root) skips unreadable files with a warning.
     """
 
     def __init__(self, cfg: MethodConfig, images: Optional[np.ndarray] = None,
-                 labels: Optional[np.ndarray] = None, *, file_root: Optional[str] = None,
+                 labels: Optional[np.ndarray] = None, *, file_root: Optional[str] = None, files=None,
                  batch_size: int = 256, num_workers: int = 2, device=None, seed: int = 0,
                  shard_id: Optional[int] = None, num_shards: Optional[int] = None,
                  shuffle: bool = True, drop_last: bool = False, return_images: bool = False,
-                 persistent_workers: bool = True):
+                 persistent_workers: bool = True, start_batch: int = 0, skip_bad_images: bool = False):
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size!r}")
         if num_workers < 0:
             raise ValueError(f"num_workers must be >= 0, got {num_workers!r}")
         if return_images and cfg.patch is None:
             raise ValueError("return_images is only meaningful for cpc_v2")
+        if start_batch < 0:
+            raise ValueError(f"start_batch must be >= 0, got {start_batch!r}")
         self.cfg, self.seed, self.return_images = cfg, seed, return_images
         self.device = torch.device(device) if device is not None else (
             torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu"))
@@ -140,20 +220,21 @@ class TorchvisionLoader:
             ds = ArrayDataset(images, labels, MultiView(cfg, needs_resize=needs_resize,
                                                         return_images=return_images))
             self.has_labels = labels is not None
-        elif file_root is not None:
-            ds = _FolderDataset(file_root, transform=MultiView(cfg, return_images=return_images))
+        elif files is not None or file_root is not None:
+            files = files if files is not None else folder_files(file_root, skip_bad_images)
+            ds = FileDataset(files, MultiView(cfg, return_images=return_images))
             self.has_labels = True
         else:
-            raise ValueError("pass images (uint8 array) or file_root (directory)")
+            raise ValueError("pass images (uint8 array), file_root (directory) or files (ImageFolder)")
         sid, ns = default_shard(shard_id, num_shards)
         self.sampler = ShardSampler(len(ds), sid, ns, shuffle=shuffle, seed=seed)
+        self._samples = _SeededSamples(self.sampler, seed)
+        self._samples.start = start_batch * batch_size
         self.num_workers = num_workers
         self.loader = torch.utils.data.DataLoader(
-            ds, batch_size=batch_size, sampler=self.sampler, num_workers=num_workers,
-            drop_last=drop_last, generator=torch.Generator().manual_seed(seed),
-            persistent_workers=persistent_workers and num_workers > 0,
-            pin_memory=self.device.type == "cuda")
-        self._epoch = 0
+            ds, batch_size=batch_size, sampler=self._samples, num_workers=num_workers,
+            drop_last=drop_last, persistent_workers=persistent_workers and num_workers > 0,
+            pin_memory=self.device.type == "cuda", worker_init_fn=_leave_sigterm_to_the_main_process)
 
     @property
     def num_samples(self) -> int:
@@ -164,15 +245,13 @@ class TorchvisionLoader:
         return math.ceil(self.num_samples / self.loader.batch_size)
 
     def __iter__(self):
-        # without workers the transforms draw from the global RNG: seed it per epoch
-        # inside fork_rng so the caller's RNG state is left alone
-        ctx = torch.random.fork_rng() if self.num_workers == 0 else contextlib.nullcontext()
-        with ctx:
-            if self.num_workers == 0:
-                torch.manual_seed(self.seed * 1000003 + self._epoch)
-            self._epoch += 1
-            nv = self.cfg.num_views
+        nv = self.cfg.num_views
+        try:
             for batch in self.loader:
                 batch = [t.to(self.device, non_blocking=True) for t in batch]
                 views, labels, extra = batch[:nv], batch[-1].long(), batch[nv:-1]
                 yield tuple(views + ([labels] if self.has_labels else []) + extra)
+        finally:
+            # the next iteration is the next epoch, from its first batch
+            self._samples.epoch += 1
+            self._samples.start = 0

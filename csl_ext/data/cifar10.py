@@ -21,13 +21,15 @@ FILES = {"train": [f"data_batch_{i}" for i in range(1, 6)], "test": ["test_batch
 
 def _folder(root: str) -> str:
     if not os.path.isdir(root):
-        raise FileNotFoundError(f"CIFAR-10 root {root!r} does not exist (pass --download to fetch it, network permitting)")
+        raise FileNotFoundError(f"CIFAR-10 root {root!r} does not exist "
+                                "(pass --download to fetch it, network permitting)")
     return root if os.path.basename(os.path.normpath(root)) == FOLDER else os.path.join(root, FOLDER)
 
 
 def _read_batch(path: str) -> tuple[np.ndarray, np.ndarray]:
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"CIFAR-10 file {path!r} is missing (expected the python version, cifar-10-python.tar.gz, extracted)")
+        raise FileNotFoundError(f"CIFAR-10 file {path!r} is missing "
+                                "(expected the python version, cifar-10-python.tar.gz, extracted)")
     try:
         with open(path, "rb") as f:
             entry = pickle.load(f, encoding="bytes")
@@ -42,7 +44,8 @@ def _read_batch(path: str) -> tuple[np.ndarray, np.ndarray]:
     data = np.asarray(data)
     if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072 or len(labels) != data.shape[0]:
         raise ValueError(
-            f"CIFAR-10 file {path!r}: data must be uint8 (N, 3072) with N labels, got {data.dtype} {data.shape} and {len(labels)} labels"
+            f"CIFAR-10 file {path!r}: data must be uint8 (N, 3072) with N labels, got {data.dtype} {data.shape} "
+            f"and {len(labels)} labels"
         )
     return data.reshape(-1, 3, 32, 32), np.asarray(labels, dtype=np.int64)
 

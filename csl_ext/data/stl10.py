@@ -23,7 +23,8 @@ PIXELS = 3 * 96 * 96
 
 def _folder(root: str) -> str:
     if not os.path.isdir(root):
-        raise FileNotFoundError(f"STL-10 root {root!r} does not exist (pass --download to fetch it, network permitting)")
+        raise FileNotFoundError(f"STL-10 root {root!r} does not exist "
+                                "(pass --download to fetch it, network permitting)")
     return root if os.path.basename(os.path.normpath(root)) == FOLDER else os.path.join(root, FOLDER)
 
 
@@ -42,7 +43,8 @@ def _labels(path: str, n: int) -> np.ndarray:
         raise FileNotFoundError(f"STL-10 file {path!r} is missing")
     y = np.fromfile(path, dtype=np.uint8).astype(np.int64)
     if y.shape != (n,) or (n and (y.min() < 1 or y.max() > 10)):
-        raise ValueError(f"STL-10 file {path!r} must hold {n} labels in 1..10, got {y.shape[0]} in [{y.min() if n else '-'}, {y.max() if n else '-'}]")
+        got = f"[{y.min()}, {y.max()}]" if len(y) else "[]"
+        raise ValueError(f"STL-10 file {path!r} must hold {n} labels in 1..10, got {y.shape[0]} in {got}")
     return y - 1
 
 

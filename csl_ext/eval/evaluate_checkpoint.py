@@ -3,6 +3,7 @@
     python -m csl_ext.eval.evaluate_checkpoint runs/simclr/last.pt
     python -m csl_ext.eval.evaluate_checkpoint last.pt --protocols mlp knn --random-init
     python -m csl_ext.eval.evaluate_checkpoint last.pt --data-root ~/data/cifar10
+    python -m csl_ext.eval.evaluate_checkpoint runs/yadim/checkpoint.pt --data-root ~/imagenet --num-workers 8
 
 The checkpoint is the trainer's ``torch.save(dict(method=..., method_kwargs=...,
 model=<Method state_dict>, dataset=..., data_root=..., image_size=..., epoch=...,
@@ -62,18 +63,19 @@ def _strip_wrappers(state: dict) -> dict:
     return state
 
 
-def load_eval_splits(ckpt: dict, data_root: str | None = None):
-    """(train, test) labelled splits of the checkpoint's dataset at its image size."""
-    from csl_ext.data import SPLITS, load_dataset
+def load_eval_splits(ckpt: dict, data_root: str | None = None, *, num_workers: int = 4,
+                     skip_bad_images: bool = False):
+    """(train, test) labelled splits of the checkpoint's dataset at its image size;
+    image folders (train/ and val/, same classes) are streamed by `num_workers`
+    decoding workers."""
+    from csl_ext.data import SPLITS
+    from csl_ext.data import load_eval_splits as load_splits
 
     name = ckpt["dataset"]
     if name not in SPLITS:
         raise ValueError(f"checkpoint dataset must be one of {sorted(SPLITS)}, got {name!r}")
-    _, train_split, test_split = SPLITS[name]
     root = data_root if data_root is not None else ckpt.get("data_root")
-    size = ckpt.get("image_size")
-    return (load_dataset(name, train_split, root=root, image_size=size),
-            load_dataset(name, test_split, root=root, image_size=size))
+    return load_splits(name, root, ckpt.get("image_size"), num_workers=num_workers, skip_bad_images=skip_bad_images)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -87,6 +89,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="also evaluate a freshly initialised encoder of the same architecture")
     p.add_argument("--device", default=None, help="e.g. cpu or cuda:0 (default: cuda when available)")
     p.add_argument("--batch-size", type=int, default=256, help="images per encoder forward pass")
+    p.add_argument("--num-workers", type=int, default=4, help="image folders: decoding worker processes")
+    p.add_argument("--skip-bad-images", action="store_true",
+                   help="image folders: skip unreadable files with a warning (default: stop, naming the file)")
     p.add_argument("--epochs", type=int, default=50, help="probe training epochs")
     p.add_argument("--k", type=int, default=20, help="kNN neighbours")
     p.add_argument("--seed", type=int, default=0, help="seed of the probes and of --random-init")
@@ -105,7 +110,8 @@ def main(argv=None) -> dict[str, dict[str, float]]:
     protocols = check_protocols(args.protocols)  # fail before the (slow) loading
     ckpt = load_checkpoint(args.checkpoint)
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    train_set, test_set = load_eval_splits(ckpt, args.data_root)
+    train_set, test_set = load_eval_splits(ckpt, args.data_root, num_workers=args.num_workers,
+                                           skip_bad_images=args.skip_bad_images)
     kw = dict(protocols=protocols, device=device, batch_size=args.batch_size, k=args.k, seed=args.seed,
               probe_kwargs=dict(epochs=args.epochs))
 

@@ -55,6 +55,19 @@ def pool_features(out) -> torch.Tensor:
     raise ValueError(f"encoder output must have shape (N, F) or (N, C, H, W), got {tuple(out.shape)}")
 
 
+def _stream(dataset, n: int, batch_size: int):
+    """uint8 image batches of `dataset` in order, each decoded by one of
+    ``dataset.num_workers`` DataLoader workers (at most 2 batches per worker in flight)."""
+    order = [list(range(i, min(i + batch_size, n))) for i in range(0, n, batch_size)]
+    loader = torch.utils.data.DataLoader(dataset, batch_sampler=order, num_workers=dataset.num_workers,
+                                         collate_fn=_as_images, prefetch_factor=2)
+    return iter(loader)
+
+
+def _as_images(batch):
+    return batch[0]  # get_batch returns (images, labels); keep the images
+
+
 @torch.no_grad()
 def extract_features(encoder: nn.Module, images, *, batch_size: int = 256, device=None,
                      mean: Sequence[float] | None = None, std: Sequence[float] | None = None) -> torch.Tensor:
@@ -67,6 +80,9 @@ def extract_features(encoder: nn.Module, images, *, batch_size: int = 256, devic
             `embed`. Its training flag is restored afterwards.
         images: uint8 (N, 3, H, W) tensor, or a dataset with `get_batch`
             and `len` (e.g. csl_ext.data.ImageArray, fetched at its image_size).
+            A dataset with ``num_workers`` > 0 (csl_ext.data.ImageFolder) is
+            streamed: its batches are decoded in that many DataLoader workers
+            and only a few batches of images are in memory at any time.
         batch_size: images per forward pass (>= 1).
         device: where the encoder runs; default the device of its first
             parameter (CPU for a parameter-free module). The encoder is not
@@ -97,6 +113,9 @@ def extract_features(encoder: nn.Module, images, *, batch_size: int = 256, devic
         n = len(images)
         side = getattr(images, "image_size", None) or images.get_batch([0])[0].shape[-1]
         fetch = lambda i, j: images.get_batch(range(i, j))[0]  # noqa: E731
+        if getattr(images, "num_workers", 0) > 0:  # files: decode batches in parallel workers
+            batches = _stream(images, n, batch_size)
+            fetch = lambda i, j: next(batches)  # noqa: E731
     else:
         raise ValueError(f"images must be a uint8 tensor (N, 3, H, W) or an ImageArray, got {type(images).__name__}")
     if mean is None or std is None:

@@ -47,6 +47,13 @@ class TrainConfig:
         device: ``cpu`` / ``cuda``; None: cuda:LOCAL_RANK when available.
         progress: show a tqdm progress bar on rank 0.
         tensorboard: write TensorBoard events.
+        skip_bad_images: folders: an unreadable image file is skipped with a
+            warning naming it (default: the run stops with an error naming it).
+        knn_every: steps between online kNN evaluations of the encoder; 0: at
+            the end of every epoch; None: ten times per run, evenly spaced
+            (the last at the last step).
+        knn_images: labelled images of the online kNN monitor (80% memory
+            bank, 20% queries, from the labelled train split); 0: no monitor.
     """
 
     method: str = "simclr"
@@ -72,6 +79,9 @@ class TrainConfig:
     device: str | None = None
     progress: bool = True
     tensorboard: bool = True
+    skip_bad_images: bool = False
+    knn_every: int | None = None
+    knn_images: int = 500
 
     def validate(self, world_size: int = 1) -> None:
         """Checks every setting; `world_size` is the number of processes.
@@ -122,6 +132,11 @@ class TrainConfig:
             raise ValueError(f"amp must be one of {AMP_MODES}, got {self.amp!r}")
         if not isinstance(self.max_bad_steps, int) or self.max_bad_steps < 1:
             raise ValueError(f"max_bad_steps must be an integer >= 1, got {self.max_bad_steps!r}")
+        if self.knn_every is not None and (not isinstance(self.knn_every, int) or self.knn_every < 0):
+            raise ValueError(f"knn_every must be None (10 per run) or an integer >= 0 (0: every epoch), "
+                             f"got {self.knn_every!r}")
+        if not isinstance(self.knn_images, int) or self.knn_images < 0 or 0 < self.knn_images < 10:
+            raise ValueError(f"knn_images must be 0 (no kNN monitor) or an integer >= 10, got {self.knn_images!r}")
         if not self.probe_lr > 0:
             raise ValueError(f"probe_lr must be > 0, got {self.probe_lr!r}")
 

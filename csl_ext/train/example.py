@@ -14,20 +14,12 @@ def run_example(method: str, method_kwargs: dict, argv=None, **defaults) -> int:
         method: registry name, e.g. "simclr".
         method_kwargs: the example's method kwargs (small widths that train on
             2 CPU cores in minutes); ``--method-kwargs`` JSON on the command
-            line is merged over them.
+            line is merged over them after parsing.
         argv: command-line arguments (None: sys.argv[1:]).
         **defaults: other csl-train defaults, e.g. epochs=5, batch_size=128.
 
     Returns:
         The exit status.
     """
-    import json
-    import sys
-
-    argv = list(sys.argv[1:] if argv is None else argv)
-    # merge --method-kwargs given on the command line over the example's own
-    if "--method-kwargs" in argv:
-        i = argv.index("--method-kwargs")
-        argv[i + 1] = json.dumps({**method_kwargs, **json.loads(argv[i + 1])})
     defaults.setdefault("output_dir", f"runs/{method}")
     return main(argv, method=method, method_kwargs=dict(method_kwargs), **defaults)

@@ -15,7 +15,7 @@ import sys
 
 __all__ = ["RunLog", "plot_loss", "progress_bar", "PlainProgress", "CSV_FIELDS"]
 
-CSV_FIELDS = ("step", "epoch", "loss", "lr", "images_per_s", "probe_acc")
+CSV_FIELDS = ("step", "epoch", "loss", "lr", "images_per_s", "probe_acc", "knn_acc")
 
 
 class RunLog:
@@ -57,12 +57,14 @@ class RunLog:
             self.writer = SummaryWriter(os.path.join(output_dir, "tensorboard"),
                                         purge_step=resume_step if resume_step > 0 else None)
 
-    def write(self, step: int, epoch: int, loss: float, lr: float, images_per_s: float, probe_acc: float | None):
+    def write(self, step: int, epoch: int, loss: float, lr: float, images_per_s: float, probe_acc: float | None,
+              knn_acc: float | None = None):
         if not self.enabled:
             return
         self._csv.writerow({"step": step, "epoch": epoch, "loss": f"{loss:.6g}", "lr": f"{lr:.6g}",
                             "images_per_s": f"{images_per_s:.1f}",
-                            "probe_acc": "" if probe_acc is None else f"{probe_acc:.4f}"})
+                            "probe_acc": "" if probe_acc is None else f"{probe_acc:.4f}",
+                            "knn_acc": "" if knn_acc is None else f"{knn_acc:.4f}"})
         self._file.flush()
         if self.writer is not None:
             self.writer.add_scalar("train/loss", loss, step)
@@ -70,6 +72,8 @@ class RunLog:
             self.writer.add_scalar("train/images_per_s", images_per_s, step)
             if probe_acc is not None:
                 self.writer.add_scalar("train/probe_acc", probe_acc, step)
+            if knn_acc is not None:
+                self.writer.add_scalar("train/knn_acc", knn_acc, step)
 
     def close(self):
         if not self.enabled or self._file.closed:
@@ -103,6 +107,12 @@ def plot_loss(csv_path: str, png_path: str) -> str | None:
     ax.set_ylabel("self-supervised loss")
     ax.set_title(os.path.basename(os.path.dirname(os.path.abspath(csv_path))))
     ax.grid(alpha=0.3)
+    knn = [(int(r["step"]), float(r["knn_acc"])) for r in rows if r.get("knn_acc")]
+    if knn:  # the online kNN monitor on a second axis
+        right = ax.twinx()
+        right.plot(*zip(*knn), "o-", color="tab:orange", label="kNN accuracy")
+        right.set_ylabel("online kNN accuracy")
+        right.legend(loc="upper right")
     fig.tight_layout()
     fig.savefig(png_path, dpi=100)
     plt.close(fig)

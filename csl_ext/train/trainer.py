@@ -1,11 +1,14 @@
 """The pretraining loop: data, method, DDP, AMP, logs, checkpoints, resume.
 
-The loop is written out (nanoGPT / DINO style) so that each concern is
-visible: one optimiser step per batch, a non-finite-loss guard, progress and
-logs on rank 0, a checkpoint every epoch and on SIGTERM, and an exact resume:
-each epoch's augmentation loader is seeded by (seed, epoch) alone, a mid-epoch
-resume replays and discards the batches already consumed, and the RNG states
-are restored, so 1 epoch + resume + 1 epoch equals 2 epochs bit for bit.
+The loop is written out (nanoGPT / DINO style) as named steps: `_resume`,
+`_train_step` (one optimiser step with a non-finite-loss guard), `_log`,
+`_monitor` (online kNN), `_should_stop` and `save` (a checkpoint every epoch,
+at max_steps and on SIGTERM). Batches come from `PretrainBatches`, one
+interface over in-memory arrays and image folders (csl_ext.train.batches).
+
+Exact resume: each epoch's loader is seeded by (seed, epoch) alone and a
+mid-epoch resume starts the epoch's loader at the next batch, with the RNG
+states restored, so 1 epoch + resume + 1 epoch equals 2 epochs bit for bit.
 
 Example:
     >>> from csl_ext.train import TrainConfig, train
@@ -13,38 +16,30 @@ Example:
     ...                            epochs=2, batch_size=128, output_dir="runs/simclr"))
 """
 import contextlib
-import functools
-import hashlib
-import math
+import inspect
 import os
 import signal
 import threading
-import time
 from dataclasses import dataclass, field
 
-import numpy as np
 import torch
 import torch.distributed as dist
 
 from csl_ext import distributed
 from csl_ext.augment import make_augmentation
 from csl_ext.data import DEFAULT_SIZE, SPLITS, load_dataset
-from csl_ext.methods import build_method
+from csl_ext.methods import METHODS, build_method
+from csl_ext.train.batches import PretrainBatches, epoch_seed
 from csl_ext.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from csl_ext.train.config import TrainConfig
 from csl_ext.train.distributed_setup import init_distributed, pick_device, wrap_model
+from csl_ext.train.knn_monitor import KnnMonitor
 from csl_ext.train.run_log import RunLog, plot_loss, progress_bar
+from csl_ext.train.running_stats import RunningStats
 
 __all__ = ["Trainer", "TrainResult", "train", "epoch_seed", "CHECKPOINT_NAME"]
 
 CHECKPOINT_NAME = "checkpoint.pt"
-
-
-def epoch_seed(seed: int, epoch: int) -> int:
-    """The augmentation seed of `epoch`: a stable hash of (seed, epoch), so an
-    epoch's views do not depend on how many epochs ran in this process."""
-    digest = hashlib.sha256(f"csl_ext:{seed}:{epoch}".encode()).digest()
-    return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
 
 
 @dataclass
@@ -60,6 +55,7 @@ class TrainResult:
             (skipped non-finite steps included).
         skipped_steps: steps skipped for a non-finite loss in this call.
         losses: this process's self-supervised loss of every step of this call.
+        knn: (step, kNN accuracy) of every online kNN evaluation of this call (rank 0).
         checkpoint_path: the last checkpoint written.
     """
 
@@ -72,38 +68,21 @@ class TrainResult:
     losses: list = field(default_factory=list)
     checkpoint_path: str | None = None
     method_kwargs: dict = field(default_factory=dict)
+    knn: list = field(default_factory=list)
 
 
-@functools.lru_cache(maxsize=2)
-def _pretrain_set(dataset: str, data_root, image_size: int):
-    """The pretraining split, cached: repeated runs in one process (resume
-    tests, sweeps) do not decode and resize it again."""
-    return load_dataset(dataset, SPLITS[dataset][0], root=data_root, image_size=image_size)
+@dataclass
+class Position:
+    """Where the run is: epochs done, global steps done, steps done in `epoch`."""
+
+    epoch: int = 0
+    step: int = 0
+    step_in_epoch: int = 0
 
 
-class _RngIsolated:
-    """Iterates a loader with the global torch RNG set aside: loaders that seed
-    or draw from the global RNG (the torchvision twins without workers) do not
-    shift the training step's random stream, and vice versa."""
-
-    def __init__(self, iterable):
-        self._it = iter(iterable)
-        self._inner = None
-
-    def __next__(self):
-        outer = torch.get_rng_state()
-        if self._inner is not None:
-            torch.set_rng_state(self._inner)
-        try:
-            return next(self._it)
-        finally:
-            self._inner = torch.get_rng_state()
-            torch.set_rng_state(outer)
-
-    def close(self):
-        close = getattr(self._it, "close", None)
-        if close is not None:
-            close()
+def _dataset(config: TrainConfig, split: str, image_size: int):
+    return load_dataset(config.dataset, split, root=config.data_root, image_size=image_size,
+                        skip_bad_images=config.skip_bad_images, num_workers=config.num_workers)
 
 
 class Trainer:
@@ -117,7 +96,7 @@ class Trainer:
 
     Raises:
         ValueError: a bad config (see TrainConfig.validate), a method that
-            rejects the batch size, or a checkpoint of another method.
+            rejects the batch size, or a checkpoint of another run.
         FloatingPointError: ``max_bad_steps`` non-finite losses in a row.
     """
 
@@ -126,31 +105,81 @@ class Trainer:
         self.callbacks = list(callbacks)
         self.stop_requested = False
         self.rank = 0  # set in fit(); the CLI evaluates on rank 0 only
+        self.is_main = True
+        # built by _setup() when fit() runs
+        self.device: torch.device | None = None
+        self.image_size: int | None = None
+        self.batches: PretrainBatches | None = None
+        self.method_kwargs: dict = {}
+        self.method = self.model = None
+        self.optimizer = self.scheduler = self.probe_optimizer = self.scaler = None
+        self.amp_dtype = torch.float32
+        self.steps_per_epoch = self.total_steps = 0
+        self.knn_monitor: KnnMonitor | None = None
+        self.log: RunLog | None = None
+        self.stats = RunningStats()
+        self.bad_in_row = 0
+        self.lr = 0.0  # of the last step, for the log
+        self.progress_bar = None
 
     @property
     def checkpoint_path(self) -> str:
         return os.path.join(self.config.output_dir, CHECKPOINT_NAME)
 
-    # -- building blocks ---------------------------------------------------------
+    # -- set-up ------------------------------------------------------------------
     def effective_method_kwargs(self, num_classes: int) -> dict:
-        """method_kwargs plus the online probe's ``num_classes`` when asked for."""
+        """method_kwargs plus the online probe's ``num_classes`` when asked for,
+        and the training image size for methods built for one (AMDIM / YADIM
+        presets, CPC's patch grid) unless method_kwargs names another."""
         kwargs = dict(self.config.method_kwargs)
         if self.config.online_probe and "num_classes" not in kwargs and num_classes >= 2:
             kwargs["num_classes"] = int(num_classes)
+        takes_size = "image_size" in inspect.signature(METHODS[self.config.method]).parameters
+        if takes_size and "image_size" not in kwargs and self.image_size is not None:
+            kwargs["image_size"] = int(self.image_size)
         return kwargs
 
-    def _loader(self, epoch: int):
+    def _setup(self) -> None:
         cfg = self.config
-        return self.augmentation.loader(
-            self.images, self.labels, batch_size=self.local_batch, num_workers=cfg.num_workers,
-            device=self.device, seed=epoch_seed(cfg.seed, epoch), shuffle=True, drop_last=True)
+        world = distributed.world_size()
+        self.rank = distributed.rank()
+        self.is_main = self.rank == 0
+        cfg.validate(world)
+        self.device = pick_device(cfg.device)
+        self.image_size = cfg.image_size or DEFAULT_SIZE[cfg.dataset]
+        data = _dataset(cfg, SPLITS[cfg.dataset][0], self.image_size)
+        has_labels = bool((data.labels >= 0).any())
+        self.method_kwargs = self.effective_method_kwargs(data.num_classes if has_labels else 0)
 
-    def _autocast(self):
-        if self.device.type != "cuda" or self.config.amp == "off":
-            return contextlib.nullcontext()
-        return torch.autocast("cuda", dtype=self.amp_dtype)
+        torch.manual_seed(cfg.seed)  # same initial weights on every process and for the random-init baseline
+        self.method = build_method(cfg.method, **self.method_kwargs)
+        self.method.check_batch_size(cfg.batch_size)
+        augmentation = make_augmentation(self.method.augmentation, self.image_size, backend=cfg.backend,
+                                         **cfg.augment_kwargs)
+        self.batches = PretrainBatches(data, augmentation, local_batch=cfg.batch_size // world, rank=self.rank,
+                                       world_size=world, num_workers=cfg.num_workers, device=self.device,
+                                       seed=cfg.seed, with_labels="num_classes" in self.method_kwargs,
+                                       subset=cfg.subset)
+        self.steps_per_epoch = self.batches.steps_per_epoch
+        self.total_steps = cfg.epochs * self.steps_per_epoch
 
-    def _state(self, epoch: int, step: int, step_in_epoch: int) -> dict:
+        self.model = wrap_model(self.method, self.device)
+        self.optimizer, self.scheduler = self.method.configure_optimizer(cfg.batch_size, self.total_steps,
+                                                                         self.steps_per_epoch)
+        probe = self.method.probe_parameters()
+        self.probe_optimizer = torch.optim.Adam(probe, lr=cfg.probe_lr) if probe else None
+        on_cuda = self.device.type == "cuda" and cfg.amp != "off"
+        bf16 = on_cuda and cfg.amp in ("auto", "bf16") and torch.cuda.is_bf16_supported()
+        self.amp_dtype = torch.bfloat16 if bf16 else torch.float16
+        # loss scaling only for fp16: bf16 has fp32's range
+        self.scaler = torch.amp.GradScaler("cuda", enabled=on_cuda and not bf16)
+        if self.is_main and cfg.knn_images > 0:
+            pretrain_split, labelled_split, _ = SPLITS[cfg.dataset]
+            labelled = data if labelled_split == pretrain_split else _dataset(cfg, labelled_split, self.image_size)
+            self.knn_monitor = KnnMonitor(labelled, cfg.knn_images, cfg.seed, num_workers=cfg.num_workers)
+
+    # -- checkpoints -------------------------------------------------------------
+    def _state(self, pos: Position) -> dict:
         rngs = rng_state()
         state = {
             "method": self.config.method, "method_kwargs": self.method_kwargs,
@@ -158,10 +187,10 @@ class Trainer:
             "model": self.method.state_dict(), "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "probe_optimizer": None if self.probe_optimizer is None else self.probe_optimizer.state_dict(),
-            "scaler": self.scaler.state_dict(), "rng": rngs, "epoch": epoch, "step": step,
-            "step_in_epoch": step_in_epoch, "dataset": self.config.dataset, "data_root": self.config.data_root,
-            "image_size": self.image_size, "subset": self.config.subset, "world_size": distributed.world_size(),
-            "config": self.config.to_dict(),
+            "scaler": self.scaler.state_dict(), "rng": rngs, "epoch": pos.epoch, "step": pos.step,
+            "step_in_epoch": pos.step_in_epoch, "dataset": self.config.dataset, "data_root": self.config.data_root,
+            "image_size": self.image_size, "subset": self.config.subset, "num_images": self.batches.num_images,
+            "world_size": distributed.world_size(), "config": self.config.to_dict(),
         }
         if distributed.world_size() > 1:
             per_rank = [None] * distributed.world_size()
@@ -169,30 +198,37 @@ class Trainer:
             state["rng_per_rank"] = per_rank
         return state
 
-    def save(self, epoch: int, step: int, step_in_epoch: int) -> str:
+    def save(self, pos: Position) -> str:
         """Writes the checkpoint (rank 0) at a step boundary; every process calls it."""
-        if step_in_epoch == self.steps_per_epoch:  # the end of an epoch is the start of the next
-            epoch, step_in_epoch = epoch + 1, 0
-        state = self._state(epoch, step, step_in_epoch)
-        if distributed.rank() == 0:
+        if pos.step_in_epoch == self.steps_per_epoch:  # the end of an epoch is the start of the next
+            pos = Position(pos.epoch + 1, pos.step, 0)
+        state = self._state(pos)
+        if self.is_main:
             save_checkpoint(self.checkpoint_path, state)
         if distributed.is_distributed():
             dist.barrier()
         return self.checkpoint_path
 
-    def _restore(self) -> tuple[int, int, int]:
-        """Loads the checkpoint into method / optimisers; returns (epoch, step, step_in_epoch)."""
-        state = load_checkpoint(self.checkpoint_path)
+    def _resume(self) -> Position:
+        """The position to start from: the checkpoint's with resume=True (its
+        weights, optimiser and RNG states loaded), else the beginning."""
         cfg = self.config
+        if not cfg.resume:
+            return Position()
+        if not os.path.exists(self.checkpoint_path):
+            if self.is_main:
+                print(f"no checkpoint at {self.checkpoint_path}: starting a fresh run")
+            return Position()
+        state = load_checkpoint(self.checkpoint_path)
         for key, mine in (("method", cfg.method), ("method_kwargs", self.method_kwargs),
-                          ("augment_kwargs", cfg.augment_kwargs),
-                          ("dataset", cfg.dataset), ("image_size", self.image_size), ("subset", cfg.subset)):
-            if state.get(key) != mine:
-                raise ValueError(f"resume: {self.checkpoint_path} was written with {key}={state.get(key)!r}, "
-                                 f"but the config gives {key}={mine!r}; use another output_dir")
-        if state["config"].get("batch_size") != cfg.batch_size:
-            raise ValueError(f"resume: {self.checkpoint_path} was written with batch_size="
-                             f"{state['config'].get('batch_size')!r}, the config gives {cfg.batch_size!r}")
+                          ("augment_kwargs", cfg.augment_kwargs), ("dataset", cfg.dataset),
+                          ("image_size", self.image_size), ("subset", cfg.subset),
+                          ("num_images", self.batches.num_images), ("batch_size", cfg.batch_size)):
+            theirs = state["config"].get(key) if key == "batch_size" else state.get(key, mine)
+            if theirs != mine:
+                raise ValueError(f"resume: {self.checkpoint_path} was written with {key}={theirs!r}, but this run "
+                                 f"has {key}={mine!r} (a changed folder or config would not replay the same "
+                                 "samples); use another output_dir")
         self.method.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
@@ -205,7 +241,10 @@ class Trainer:
             set_rng_state(per_rank[distributed.rank()])
         else:
             set_rng_state(state["rng"])
-        return state["epoch"], state["step"], state["step_in_epoch"]
+        pos = Position(state["epoch"], state["step"], state["step_in_epoch"])
+        if self.is_main:
+            print(f"resuming from {self.checkpoint_path}: epoch {pos.epoch}, step {pos.step}")
+        return pos
 
     def _on_sigterm(self, signum, frame):
         # only set a flag: the loop saves and exits at the next step boundary
@@ -218,7 +257,6 @@ class Trainer:
         old_handler = None
         if threading.current_thread() is threading.main_thread():
             old_handler = signal.signal(signal.SIGTERM, self._on_sigterm)
-        self.log = None
         try:
             return self._fit()
         finally:
@@ -229,156 +267,142 @@ class Trainer:
             if created_group:
                 dist.destroy_process_group()
 
-    def _setup(self) -> None:
-        cfg = self.config
-        world = distributed.world_size()
-        self.rank = distributed.rank()
-        cfg.validate(world)
-        self.device = pick_device(cfg.device)
-        self.image_size = cfg.image_size or DEFAULT_SIZE[cfg.dataset]
-        data = _pretrain_set(cfg.dataset, cfg.data_root, self.image_size)
-        n = len(data) if cfg.subset is None else min(cfg.subset, len(data))
-        images = data.images[:n]
-        images = images.numpy() if isinstance(images, torch.Tensor) else np.asarray(images)
-        self.images = np.ascontiguousarray(images.transpose(0, 2, 3, 1))  # N x H x W x 3, as the loaders take
-        labels = np.asarray(data.labels[:n], dtype=np.int64)
-        self.method_kwargs = self.effective_method_kwargs(data.num_classes if (labels >= 0).any() else 0)
-        self.labels = labels if "num_classes" in self.method_kwargs else None
-
-        torch.manual_seed(cfg.seed)  # same initial weights on every process and for the random-init baseline
-        self.method = build_method(cfg.method, **self.method_kwargs)
-        self.method.check_batch_size(cfg.batch_size)
-        self.local_batch = cfg.batch_size // world
-        # every process runs the same number of steps (else the last collective hangs)
-        self.steps_per_epoch = (len(self.images) // world) // self.local_batch
-        if self.steps_per_epoch < 1:
-            raise ValueError(f"batch_size ({cfg.batch_size}) is larger than the {len(self.images)} training "
-                             f"images of {cfg.dataset!r} ({world} processes): not one full batch per epoch")
-        self.total_steps = cfg.epochs * self.steps_per_epoch
-        self.augmentation = make_augmentation(self.method.augmentation, self.image_size, backend=cfg.backend,
-                                              **cfg.augment_kwargs)
-
-        self.model = wrap_model(self.method, self.device)
-        self.optimizer, self.scheduler = self.method.configure_optimizer(cfg.batch_size, self.total_steps,
-                                                                         self.steps_per_epoch)
-        probe = self.method.probe_parameters()
-        self.probe_optimizer = torch.optim.Adam(probe, lr=cfg.probe_lr) if probe else None
-        on_cuda = self.device.type == "cuda" and cfg.amp != "off"
-        bf16 = on_cuda and cfg.amp in ("auto", "bf16") and torch.cuda.is_bf16_supported()
-        self.amp_dtype = torch.bfloat16 if bf16 else torch.float16
-        # loss scaling only for fp16: bf16 has fp32's range
-        self.scaler = torch.amp.GradScaler("cuda", enabled=on_cuda and not bf16)
-
     def _fit(self) -> TrainResult:
         cfg = self.config
         self._setup()
-        epoch, step, step_in_epoch = 0, 0, 0
-        is_main = distributed.rank() == 0
-        if cfg.resume and os.path.exists(self.checkpoint_path):
-            epoch, step, step_in_epoch = self._restore()
-            if is_main:
-                print(f"resuming from {self.checkpoint_path}: epoch {epoch}, step {step}")
-        elif cfg.resume and is_main:
-            print(f"no checkpoint at {self.checkpoint_path}: starting a fresh run")
+        pos = self._resume()
         os.makedirs(cfg.output_dir, exist_ok=True)
-        self.log = RunLog(cfg.output_dir, resume_step=step, tensorboard=cfg.tensorboard, enabled=is_main)
-        result = TrainResult(self.method, cfg, "completed", epoch, step, 0, method_kwargs=self.method_kwargs)
-        if step >= self.total_steps:
-            result.checkpoint_path = self.checkpoint_path
+        self.log = RunLog(cfg.output_dir, resume_step=pos.step, tensorboard=cfg.tensorboard, enabled=self.is_main)
+        result = TrainResult(self.method, cfg, "completed", pos.epoch, pos.step, 0, method_kwargs=self.method_kwargs,
+                             checkpoint_path=self.checkpoint_path if pos.step >= self.total_steps else None)
+        if pos.step >= self.total_steps:
             return result
-
-        bar = None
-        if is_main and cfg.progress:
-            bar = progress_bar(total=self.total_steps, initial=step, desc=cfg.method)
-        nv = self.method.num_views
-        bad_in_row = 0
-        window = {"loss": 0.0, "acc": 0.0, "acc_n": 0, "n": 0, "steps": 0, "t": time.perf_counter()}
+        if self.is_main and cfg.progress:
+            self.progress_bar = progress_bar(total=self.total_steps, initial=pos.step, desc=cfg.method)
         self.model.train()
         try:
-            while epoch < cfg.epochs:
-                it = _RngIsolated(self._loader(epoch))
-                try:
-                    for i in range(self.steps_per_epoch):
-                        batch = next(it)
-                        if i < step_in_epoch:
-                            continue  # consumed before the checkpoint: replayed for the same views after it
-                        if i == step_in_epoch and i > 0:
-                            window["t"] = time.perf_counter()  # images/s without the replayed batches
-                        views = batch[:nv]
-                        labels = batch[nv] if self.labels is not None else None
-
-                        with self._autocast():
-                            out = self.model(views, labels)
-                        # every process must agree to skip, else DDP's all-reduce hangs
-                        bad = torch.tensor([0.0 if bool(torch.isfinite(out.loss.detach())) else 1.0])
-                        if distributed.is_distributed():
-                            bad = bad.to(self.device)
-                            dist.all_reduce(bad)
-                        if bad.item() > 0:
-                            result.skipped_steps += 1
-                            bad_in_row += 1
-                            self.optimizer.zero_grad(set_to_none=True)
-                            if bad_in_row >= cfg.max_bad_steps:
-                                raise FloatingPointError(
-                                    f"{bad_in_row} non-finite losses in a row at step {step} (epoch {epoch}): "
-                                    "lower the learning rate, use amp='off' or check the data; the last good "
-                                    f"checkpoint is {self.checkpoint_path}")
-                        else:
-                            bad_in_row = 0
-                            self.scaler.scale(out.loss).backward()
-                            self.scaler.step(self.optimizer)
-                            if self.probe_optimizer is not None:
-                                self.scaler.step(self.probe_optimizer)
-                            self.scaler.update()
-                            self.optimizer.zero_grad(set_to_none=True)
-                            if self.probe_optimizer is not None:
-                                self.probe_optimizer.zero_grad(set_to_none=True)
-                            self.method.on_step_end(step, self.total_steps)
-                        lr = self.optimizer.param_groups[0]["lr"]
-                        self.scheduler.step()  # the schedule follows batches, skipped ones included
-                        step += 1
-                        step_in_epoch = i + 1
-
-                        loss = float(out.ssl_loss)
-                        result.losses.append(loss)
-                        window["steps"] += 1
-                        if math.isfinite(loss):
-                            window["loss"] += loss
-                            window["n"] += 1
-                        if out.probe_acc is not None:
-                            window["acc"] += float(out.probe_acc)
-                            window["acc_n"] += 1
-                        if step % cfg.log_every == 0 or step_in_epoch == self.steps_per_epoch:
-                            self._log(window, step, epoch, lr, step_in_epoch, bar)
-                        if bar is not None:
-                            bar.update(1)
-                        for callback in self.callbacks:
-                            callback(self, {"step": step, "epoch": epoch, "step_in_epoch": step_in_epoch,
-                                            "loss": loss})
-                        stop = self._agree(self.stop_requested)
-                        if stop or (cfg.max_steps is not None and step >= cfg.max_steps):
-                            result.checkpoint_path = self.save(epoch, step, step_in_epoch)
-                            result.status = "interrupted" if stop else "max_steps"
-                            result.epoch = epoch + (step_in_epoch == self.steps_per_epoch)
-                            result.step = step
-                            if is_main:
-                                why = "SIGTERM" if stop else f"max_steps={cfg.max_steps}"
-                                print(f"\nstopped at step {step} ({why}); resume with resume=True / --resume")
-                            return result
-                finally:
-                    it.close()
-                    del it
-                epoch += 1
-                step_in_epoch = 0
-                result.checkpoint_path = self.save(epoch - 1, step, self.steps_per_epoch)
-            result.epoch, result.step = epoch, step
+            while pos.epoch < cfg.epochs:
+                stop = self._train_epoch(pos, result)
+                if stop is not None:
+                    return self._stopped(pos, result, stop)
+                result.checkpoint_path = self.save(pos)
+                pos.epoch, pos.step_in_epoch = pos.epoch + 1, 0
+            result.epoch, result.step = pos.epoch, pos.step
             return result
         finally:
-            if bar is not None:
-                bar.close()
-            if is_main and os.path.exists(self.log.csv_path):
-                self.log.close()
-                plot_loss(self.log.csv_path, os.path.join(cfg.output_dir, "loss.png"))
+            self._close_progress_and_plot()
+
+    def _train_epoch(self, pos: Position, result: TrainResult) -> str | None:
+        """Runs the rest of epoch `pos.epoch`, advancing `pos`; returns why it
+        stopped early (``interrupted`` / ``max_steps``) or None at its end."""
+        self.stats.reset()  # images/s without the time spent before this epoch's first step
+        for views, labels in self.batches.epoch(pos.epoch, pos.step_in_epoch):
+            loss, probe_acc = self._train_step(views, labels, pos, result)
+            pos.step += 1
+            pos.step_in_epoch += 1
+            result.losses.append(loss)
+            self.stats.add(loss, probe_acc)
+            epoch_end = pos.step_in_epoch == self.steps_per_epoch
+            knn_due = self._knn_due(pos, epoch_end)  # the same on every process: all of them log (all-reduce)
+            knn = self._monitor(pos, result) if knn_due else None
+            if pos.step % self.config.log_every == 0 or epoch_end or knn_due:
+                self._log(pos, knn)
+            if self.progress_bar is not None:
+                self.progress_bar.update(1)
+            for callback in self.callbacks:
+                callback(self, {"step": pos.step, "epoch": pos.epoch, "step_in_epoch": pos.step_in_epoch,
+                                "loss": loss})
+            stop = self._should_stop(pos)
+            if stop is not None:
+                return stop
+        return None
+
+    def _autocast(self):
+        if self.device.type != "cuda" or self.config.amp == "off":
+            return contextlib.nullcontext()
+        return torch.autocast("cuda", dtype=self.amp_dtype)
+
+    def _train_step(self, views, labels, pos: Position, result: TrainResult) -> tuple[float, float | None]:
+        """One optimiser step (skipped, on every process, for a non-finite loss);
+        returns (self-supervised loss, online-probe accuracy or None)."""
+        with self._autocast():
+            out = self.model(views, labels)
+        # every process must agree to skip, else DDP's all-reduce hangs
+        if self._agree(not bool(torch.isfinite(out.loss.detach()))):
+            result.skipped_steps += 1
+            self.bad_in_row += 1
+            self.optimizer.zero_grad(set_to_none=True)
+            if self.bad_in_row >= self.config.max_bad_steps:
+                raise FloatingPointError(
+                    f"{self.bad_in_row} non-finite losses in a row at step {pos.step} (epoch {pos.epoch}): lower the "
+                    "learning rate, use amp='off' or check the data; the last good checkpoint is "
+                    f"{self.checkpoint_path}")
+        else:
+            self.bad_in_row = 0
+            self.scaler.scale(out.loss).backward()
+            self.scaler.step(self.optimizer)
+            if self.probe_optimizer is not None:
+                self.scaler.step(self.probe_optimizer)
+            self.scaler.update()
+            self.optimizer.zero_grad(set_to_none=True)
+            if self.probe_optimizer is not None:
+                self.probe_optimizer.zero_grad(set_to_none=True)
+            self.method.on_step_end(pos.step, self.total_steps)
+        self.lr = self.optimizer.param_groups[0]["lr"]
+        self.scheduler.step()  # the schedule follows batches, skipped ones included
+        return float(out.ssl_loss), (None if out.probe_acc is None else float(out.probe_acc))
+
+    def _knn_due(self, pos: Position, epoch_end: bool) -> bool:
+        """Whether the online kNN monitor runs after this step: every knn_every
+        steps, at epoch ends (0), or ten times per run (None)."""
+        every = self.config.knn_every
+        if self.config.knn_images == 0:
+            return False
+        if every is None:  # e.g. 440 steps: after steps 44, 88, ..., 440
+            return pos.step % max(1, self.total_steps // 10) == 0 or pos.step == self.total_steps
+        return epoch_end if every == 0 else pos.step % every == 0
+
+    def _monitor(self, pos: Position, result: TrainResult) -> float | None:
+        """The online kNN accuracy of the current encoder (rank 0; None elsewhere)."""
+        if self.knn_monitor is None:
+            return None
+        accuracy = self.knn_monitor(self.method, self.device)  # eval mode inside, training mode restored
+        result.knn.append((pos.step, accuracy))
+        return accuracy
+
+    def _log(self, pos: Position, knn: float | None) -> None:
+        """Writes the mean loss / probe accuracy since the last row (over all
+        processes), the throughput of all processes and the kNN accuracy."""
+        loss, acc, images_per_s = self.stats.summary(self.config.batch_size, self.device)
+        self.log.write(pos.step, pos.epoch, loss, self.lr, images_per_s, acc, knn_acc=knn)
+        if self.progress_bar is not None:
+            self.progress_bar.set_postfix(loss=f"{loss:.4f}", lr=f"{self.lr:.3g}", img_s=f"{images_per_s:.0f}")
+        self.stats.reset()
+
+    def _should_stop(self, pos: Position) -> str | None:
+        """``interrupted`` (SIGTERM seen by any process), ``max_steps`` or None."""
+        if self._agree(self.stop_requested):
+            return "interrupted"
+        if self.config.max_steps is not None and pos.step >= self.config.max_steps:
+            return "max_steps"
+        return None
+
+    def _stopped(self, pos: Position, result: TrainResult, why: str) -> TrainResult:
+        result.checkpoint_path = self.save(pos)
+        result.status = why
+        result.epoch = pos.epoch + (pos.step_in_epoch == self.steps_per_epoch)
+        result.step = pos.step
+        if self.is_main:
+            reason = "SIGTERM" if why == "interrupted" else f"max_steps={self.config.max_steps}"
+            print(f"\nstopped at step {pos.step} ({reason}); resume with resume=True / --resume")
+        return result
+
+    def _close_progress_and_plot(self) -> None:
+        if self.progress_bar is not None:
+            self.progress_bar.close()
+        if self.is_main and os.path.exists(self.log.csv_path):
+            self.log.close()
+            plot_loss(self.log.csv_path, os.path.join(self.config.output_dir, "loss.png"))
 
     def _agree(self, flag: bool) -> bool:
         """True on every process when it is True on any (e.g. SIGTERM seen by one)."""
@@ -387,23 +411,6 @@ class Trainer:
         t = torch.tensor([float(flag)], device=self.device)
         dist.all_reduce(t)
         return bool(t.item() > 0)
-
-    def _log(self, window: dict, step: int, epoch: int, lr: float, step_in_epoch: int, bar) -> None:
-        """Writes the mean loss / probe accuracy since the last row (averaged
-        over processes) and the throughput of all processes."""
-        now = time.perf_counter()
-        stats = torch.tensor([window["loss"], window["n"], window["acc"], window["acc_n"]],
-                             dtype=torch.float64, device=self.device)
-        if distributed.is_distributed():
-            dist.all_reduce(stats)
-        loss_sum, n, acc_sum, acc_n = stats.tolist()
-        images_per_s = self.config.batch_size * window["steps"] / max(now - window["t"], 1e-9)
-        loss = loss_sum / n if n else float("nan")
-        acc = acc_sum / acc_n if acc_n else None
-        self.log.write(step, epoch, loss, lr, images_per_s, acc)
-        if bar is not None:
-            bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.3g}", img_s=f"{images_per_s:.0f}")
-        window.update(loss=0.0, acc=0.0, acc_n=0, n=0, steps=0, t=now)
 
 
 def train(config: TrainConfig, callbacks=()) -> TrainResult:

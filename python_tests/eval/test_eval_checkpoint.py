@@ -107,3 +107,18 @@ def test_command_line(checkpoint):
                          capture_output=True, text=True, timeout=300, check=True,
                          env={**os.environ, "OMP_NUM_THREADS": "1"}).stdout
     assert list(table(out)) == ["knn"]
+
+
+def test_evaluates_a_folder_checkpoint(tmp_path, image_folder, capsys):
+    """A run on an image folder: train/ and val/ are streamed by decoding workers;
+    val classes that differ from train's are refused."""
+    root = image_folder(per_class={"train": 6, "val": 3}, classes=3, size=20)
+    torch.manual_seed(0)
+    path = save_checkpoint(tmp_path / "folder.pt", build_method("simclr", **KWARGS), dataset="folder", data_root=root,
+                           image_size=16)
+    res = main([str(path), "--protocols", "knn", "--device", "cpu", "--num-workers", "2"])
+    out = capsys.readouterr().out
+    assert "dataset folder (18 train / 9 test images)" in out and 0 <= res["trained"]["knn"] <= 1
+    os.rename(os.path.join(root, "val", "class_2"), os.path.join(root, "val", "class_5"))
+    with pytest.raises(ValueError, match="same class folders"):
+        main([str(path), "--protocols", "knn", "--device", "cpu"])

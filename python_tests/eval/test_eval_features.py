@@ -96,3 +96,21 @@ def test_bad_inputs():
         extract_features(Recorder(), images(), batch_size=0)
     with pytest.raises(ValueError, match="std"):
         extract_features(Recorder(), images(), mean=(0, 0, 0), std=(1, 0, 1))
+
+
+def test_image_folder_is_streamed_by_decoding_workers(image_folder):
+    """A JPEG / PNG folder: features from 2 decoding workers equal the in-process
+    ones, and equal those of the decoded images as one tensor."""
+    from csl_ext.data import ImageFolder
+
+    root = image_folder(per_class={"val": 5}, classes=3, size=20)
+    serial = ImageFolder(root, "val", 16)
+    streamed = ImageFolder(root, "val", 16, num_workers=2)
+    torch.manual_seed(0)
+    enc = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU())
+    a = extract_features(enc, streamed, batch_size=4)  # 15 images: batches of 4, 4, 4, 3
+    b = extract_features(enc, serial, batch_size=4)
+    c = extract_features(enc, serial.get_batch(range(15))[0])
+    assert a.shape == (15, 8)
+    torch.testing.assert_close(a, b)
+    torch.testing.assert_close(a, c)

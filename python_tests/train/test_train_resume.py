@@ -14,17 +14,18 @@ STEPS_PER_EPOCH = 4  # 32 images / batch 8
 
 @pytest.mark.parametrize("method", ["simclr", "moco_v2", "byol"])
 def test_one_epoch_stop_resume_equals_two_epochs(tmp_path, method):
-    whole = train(tiny_config(tmp_path / "whole", method))
-    assert whole.status == "completed" and whole.step == 2 * STEPS_PER_EPOCH
+    knn = {"knn_images": 20, "knn_every": 3}  # the online kNN monitor runs in between and changes nothing
+    whole = train(tiny_config(tmp_path / "whole", method, **knn))
+    assert whole.status == "completed" and whole.step == 2 * STEPS_PER_EPOCH and len(whole.knn) == 2
 
-    first = train(tiny_config(tmp_path / "split", method, max_steps=STEPS_PER_EPOCH))
+    first = train(tiny_config(tmp_path / "split", method, max_steps=STEPS_PER_EPOCH, **knn))
     assert first.status == "max_steps" and first.epoch == 1
     state = load_checkpoint(first.checkpoint_path)
     assert (state["epoch"], state["step"], state["step_in_epoch"]) == (1, STEPS_PER_EPOCH, 0)
     with pytest.raises(AssertionError):  # the comparison below can fail: 1 epoch != 2 epochs
         assert_same_weights(first.method, whole.method)
 
-    rest = train(tiny_config(tmp_path / "split", method, resume=True))
+    rest = train(tiny_config(tmp_path / "split", method, resume=True, **knn))
     assert rest.status == "completed" and rest.step == 2 * STEPS_PER_EPOCH
     assert_same_weights(rest.method, whole.method)
 
