@@ -26,12 +26,13 @@ from csl_ext.ops import patchify
 TARGETS = {"patchify": 1.2, "adjoint": 1.5, "unfold": None}
 
 
-def measure(batch: int, size: int, patch: int, stride: int, rounds: int) -> list[dict]:
-    """One row per (dtype, variant): ms and ratio to clone on 1 and 2 threads,
-    and the variant's 2-thread / 1-thread ratio."""
+def measure(batch: int, size: int, patch: int, stride: int, rounds: int, device: torch.device) -> list[dict]:
+    """One row per (dtype, variant): ms and ratio to clone on 1 and 2 threads
+    (one column on CUDA), and the variant's 2-thread / 1-thread ratio."""
     rows = []
+    thread_counts = (1, 2) if device.type == "cpu" else (1,)
     for dtype in (torch.float32, torch.uint8):
-        images = (torch.rand(batch, 3, size, size) * 255).to(dtype)
+        images = (torch.rand(batch, 3, size, size, device=device) * 255).to(dtype)
         patches = patchify(images, patch, stride)
         calls = {
             "clone": patches.clone,
@@ -41,16 +42,17 @@ def measure(batch: int, size: int, patch: int, stride: int, rounds: int) -> list
         if dtype.is_floating_point:
             calls["adjoint"] = lambda: torch.ops.csl_ext.patchify_backward(patches, size, size, patch, stride)
         variants, threads = {}, {}
-        for n in (1, 2):
+        for n in thread_counts:
             for name, call in calls.items():
                 variants[f"{name}@{n}"], threads[f"{name}@{n}"] = call, n
-        times = interleaved_times(variants, rounds=rounds, threads=threads)
+        times = interleaved_times(variants, rounds=rounds, threads=threads, device=device)
         for name in calls:
             if name == "clone":
                 continue
-            row = {"dtype": str(dtype).split(".")[-1], "variant": name, "target": TARGETS[name],
-                   "threads_2_over_1": median_ratio(times, f"{name}@2", f"{name}@1")}
-            for n in (1, 2):
+            row = {"dtype": str(dtype).split(".")[-1], "variant": name, "target": TARGETS[name]}
+            if 2 in thread_counts:
+                row["threads_2_over_1"] = median_ratio(times, f"{name}@2", f"{name}@1")
+            for n in thread_counts:
                 row[f"ms_{n}"] = median_ms(times, f"{name}@{n}")
                 row[f"clone_ms_{n}"] = median_ms(times, f"clone@{n}")
                 row[f"ratio_{n}"] = median_ratio(times, f"{name}@{n}", f"clone@{n}")
@@ -65,9 +67,10 @@ def to_markdown(rows: list[dict], shape: str) -> str:
              "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         target = f"<= {r['target']}" if r["target"] else "-"
+        two = (f"{r['ms_2']:.1f} ({r['clone_ms_2']:.1f}) | {r['ratio_2']:.2f} | {r['threads_2_over_1']:.2f}"
+               if "ms_2" in r else "- | - | -")
         lines.append(f"| {r['dtype']} | {r['variant']} | {r['ms_1']:.1f} ({r['clone_ms_1']:.1f}) | {r['ratio_1']:.2f} "
-                     f"| {r['ms_2']:.1f} ({r['clone_ms_2']:.1f}) | {r['ratio_2']:.2f} | {r['threads_2_over_1']:.2f} "
-                     f"| {target} |")
+                     f"| {two} | {target} |")
     return "\n".join(lines) + "\n"
 
 
@@ -78,10 +81,12 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--patch", type=int, default=64)
     parser.add_argument("--stride", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=9)
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (one 'thread' column)")
     parser.add_argument("--out", default="benchmarks/results")
     args = parser.parse_args(argv)
-    shape = f"{args.batch} x 3 x {args.size} x {args.size}, patch {args.patch}, stride {args.stride}"
-    rows = measure(args.batch, args.size, args.patch, args.stride, args.rounds)
+    device = torch.device(args.device)
+    shape = f"{args.batch} x 3 x {args.size} x {args.size}, patch {args.patch}, stride {args.stride}, {device.type}"
+    rows = measure(args.batch, args.size, args.patch, args.stride, args.rounds, device)
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "patchify.json"), "w") as f:
         json.dump({"shape": shape, "rows": rows}, f, indent=1)

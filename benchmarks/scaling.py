@@ -43,7 +43,7 @@ def materialised_nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float)
     z = F.normalize(torch.cat([z1, z2]), dim=1)
     logits = (z @ z.T / temperature).fill_diagonal_(float("-inf"))  # 2N x 2N
     n = z1.shape[0]
-    targets = torch.cat([torch.arange(n, 2 * n), torch.arange(n)])
+    targets = torch.cat([torch.arange(n, 2 * n), torch.arange(n)]).to(z.device)
     return F.cross_entropy(logits, targets)
 
 
@@ -55,9 +55,9 @@ def _lightly_nt_xent():
     return NTXentLoss(temperature=TEMPERATURE)
 
 
-def three_gemms(rows: int, cols: int, d: int):
+def three_gemms(rows: int, cols: int, d: int, device: torch.device):
     """The forward + backward GEMMs of a (rows, cols) score matrix."""
-    a, b = torch.randn(rows, d), torch.randn(cols, d)
+    a, b = torch.randn(rows, d, device=device), torch.randn(cols, d, device=device)
 
     def run():
         s = a @ b.T  # rows x cols
@@ -82,38 +82,39 @@ def loss_call(loss_fn, inputs: list[torch.Tensor]):
     return run, setup
 
 
-def nt_xent_variants(two_n: int, max_mib: float) -> dict:
+def nt_xent_variants(two_n: int, max_mib: float, device: torch.device) -> dict:
     n = two_n // 2
-    z1, z2 = torch.randn(n, NT_XENT_D, requires_grad=True), torch.randn(n, NT_XENT_D, requires_grad=True)
+    z1 = torch.randn(n, NT_XENT_D, device=device, requires_grad=True)
+    z2 = torch.randn(n, NT_XENT_D, device=device, requires_grad=True)
     variants = {"csl_ext": loss_call(lambda a, b: nt_xent(a, b, TEMPERATURE), [z1, z2])}
     if two_n * two_n * 4 / 2**20 <= max_mib:
         lightly = _lightly_nt_xent()
         if lightly is not None:
             variants["lightly"] = loss_call(lightly, [z1, z2])
         variants["materialised"] = loss_call(lambda a, b: materialised_nt_xent(a, b, TEMPERATURE), [z1, z2])
-        variants["three_gemms"] = (three_gemms(two_n, two_n, NT_XENT_D), None)
+        variants["three_gemms"] = (three_gemms(two_n, two_n, NT_XENT_D, device), None)
     return variants
 
 
-def amdim_variants(batch: int, max_mib: float) -> dict:
-    anchor = torch.randn(batch, AMDIM_D, requires_grad=True)
-    positives = torch.randn(batch, AMDIM_D, AMDIM_GRID, AMDIM_GRID, requires_grad=True)
+def amdim_variants(batch: int, max_mib: float, device: torch.device) -> dict:
+    anchor = torch.randn(batch, AMDIM_D, device=device, requires_grad=True)
+    positives = torch.randn(batch, AMDIM_D, AMDIM_GRID, AMDIM_GRID, device=device, requires_grad=True)
     variants = {"csl_ext": loss_call(amdim_nce, [anchor, positives])}
     cols = batch * AMDIM_GRID * AMDIM_GRID
     if batch * cols * 4 / 2**20 <= max_mib:
         variants["materialised"] = loss_call(amdim_nce_reference, [anchor, positives])
-        variants["three_gemms"] = (three_gemms(batch, cols, AMDIM_D), None)
+        variants["three_gemms"] = (three_gemms(batch, cols, AMDIM_D, device), None)
     return variants
 
 
-def measure(make_variants, sizes: list[int], rounds: int, max_mib: float) -> list[dict]:
+def measure(make_variants, sizes: list[int], rounds: int, max_mib: float, device: torch.device) -> list[dict]:
     """One row per (size, variant): median ms over interleaved rounds and peak MiB."""
     rows = []
     for size in sizes:
-        variants = make_variants(size, max_mib)
-        times = interleaved_times({name: run for name, (run, _) in variants.items()}, rounds=rounds)
+        variants = make_variants(size, max_mib, device)
+        times = interleaved_times({name: run for name, (run, _) in variants.items()}, rounds=rounds, device=device)
         for name, (run, setup) in variants.items():
-            peak = peak_allocated_bytes(run, setup) / 2**20
+            peak = peak_allocated_bytes(run, setup, device) / 2**20
             rows.append({"size": size, "variant": name, "ms": median_ms(times, name), "peak_MiB": peak})
     return rows
 
@@ -129,14 +130,14 @@ def to_markdown(title: str, size_name: str, rows: list[dict]) -> str:
         cells = []
         for v in variants:
             r = cell.get((size, v))
-            cells.append(f"{r['ms']:.1f} ({r['peak_MiB']:.0f})" if r else "-")
+            cells.append(f"{r['ms']:.1f} ({r['peak_MiB']:.1f})" if r else "-")
         floor = cell.get((size, "three_gemms"))
         ratio = f"{cell[(size, 'csl_ext')]['ms'] / floor['ms']:.2f}" if floor else "-"
         lines.append(f"| {size} | {' | '.join(cells)} | {ratio} |")
     return "\n".join(lines) + "\n"
 
 
-def plot(title: str, size_name: str, rows: list[dict], path: str) -> bool:
+def plot(title: str, size_name: str, rows: list[dict], path: str, where: str) -> bool:
     """Two log-log panels (time, peak memory) against size; False without matplotlib."""
     try:
         import matplotlib
@@ -159,7 +160,7 @@ def plot(title: str, size_name: str, rows: list[dict], path: str) -> bool:
         ax.set_ylabel(label)
         ax.grid(True, which="both", alpha=0.3)
     ax_time.legend()
-    fig.suptitle(f"{title} on CPU ({torch.get_num_threads()} threads)")
+    fig.suptitle(f"{title} on {where}")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -172,27 +173,30 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--amdim-sizes", type=int, nargs="+", default=AMDIM_SIZES, help="batch sizes B")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--max-materialised-mib", type=float, default=1024.0)
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--out", default="benchmarks/results")
     args = parser.parse_args(argv)
+    device = torch.device(args.device)
     if any(s < 2 or s % 2 for s in args.nt_xent_sizes):
         parser.error(f"--nt-xent-sizes must be even numbers >= 2, got {args.nt_xent_sizes}")
     if any(s < 2 for s in args.amdim_sizes):
         parser.error(f"--amdim-sizes must be >= 2, got {args.amdim_sizes}")
     os.makedirs(args.out, exist_ok=True)
     torch.manual_seed(0)
+    where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
     result = {
-        "threads": torch.get_num_threads(),
-        "nt_xent": measure(nt_xent_variants, args.nt_xent_sizes, args.rounds, args.max_materialised_mib),
-        "amdim_nce": measure(amdim_variants, args.amdim_sizes, args.rounds, args.max_materialised_mib),
+        "device": where,
+        "nt_xent": measure(nt_xent_variants, args.nt_xent_sizes, args.rounds, args.max_materialised_mib, device),
+        "amdim_nce": measure(amdim_variants, args.amdim_sizes, args.rounds, args.max_materialised_mib, device),
     }
     with open(os.path.join(args.out, "scaling.json"), "w") as f:
         json.dump(result, f, indent=1)
-    tables = (to_markdown(f"NT-Xent, D = {NT_XENT_D}", "2N", result["nt_xent"]) + "\n"
-              + to_markdown(f"AMDIM NCE, D = {AMDIM_D}, {AMDIM_GRID}x{AMDIM_GRID} maps", "B", result["amdim_nce"]))
+    tables = (to_markdown(f"NT-Xent, D = {NT_XENT_D}, {where}", "2N", result["nt_xent"]) + "\n"
+              + to_markdown(f"AMDIM NCE, D = {AMDIM_D}, {AMDIM_GRID}x{AMDIM_GRID} maps, {where}", "B", result["amdim_nce"]))
     with open(os.path.join(args.out, "scaling.md"), "w") as f:
         f.write(tables)
-    plot("NT-Xent", "2N", result["nt_xent"], os.path.join(args.out, "nt_xent_scaling.png"))
-    plot("AMDIM NCE", "B", result["amdim_nce"], os.path.join(args.out, "amdim_nce_scaling.png"))
+    plot("NT-Xent", "2N", result["nt_xent"], os.path.join(args.out, "nt_xent_scaling.png"), where)
+    plot("AMDIM NCE", "B", result["amdim_nce"], os.path.join(args.out, "amdim_nce_scaling.png"), where)
     print(tables)
     return result
 

@@ -13,7 +13,8 @@ import torch
 
 
 def interleaved_times(variants: dict[str, Callable[[], object]], rounds: int = 7, warmup: int = 1,
-                      threads: dict[str, int] | None = None) -> dict[str, list[float]]:
+                      threads: dict[str, int] | None = None,
+                      device: torch.device | str = "cpu") -> dict[str, list[float]]:
     """Seconds per call of every variant, `rounds` calls each, interleaved.
 
     Args:
@@ -21,6 +22,7 @@ def interleaved_times(variants: dict[str, Callable[[], object]], rounds: int = 7
         rounds: timed calls per variant (>= 1).
         warmup: untimed rounds first (allocator, thread pool, caches).
         threads: name -> torch.set_num_threads for that variant (default: as set).
+        device: on CUDA each call is timed between two synchronisations.
 
     Returns:
         name -> list of `rounds` times in seconds.
@@ -29,12 +31,15 @@ def interleaved_times(variants: dict[str, Callable[[], object]], rounds: int = 7
         raise ValueError(f"rounds must be >= 1, got {rounds}")
     before = torch.get_num_threads()
     times = {name: [] for name in variants}
+    sync = torch.cuda.synchronize if torch.device(device).type == "cuda" else (lambda: None)
     try:
         for round_index in range(warmup + rounds):
             for name, call in variants.items():
                 torch.set_num_threads((threads or {}).get(name, before))
+                sync()
                 start = time.perf_counter()
                 call()
+                sync()
                 elapsed = time.perf_counter() - start
                 if round_index >= warmup:
                     times[name].append(elapsed)

@@ -1,4 +1,4 @@
-"""End-to-end training steps per method on CPU: images/s and where a step's time goes.
+"""End-to-end training steps per method (CPU by default): images/s and where a step's time goes.
 
     python -m benchmarks.train_step --out benchmarks/results                     # every method, batch 64
     python -m benchmarks.train_step --methods simclr --batch 8 --steps 1 --out /tmp/t   # a smoke run
@@ -78,7 +78,8 @@ class EncoderClock:
     encoder's backward runs from then until backward() returns.
     """
 
-    def __init__(self, module: torch.nn.Module):
+    def __init__(self, module: torch.nn.Module, sync=lambda: None):
+        self.sync = sync  # on CUDA: wait for the kernels before reading the clock
         self.forward_s = 0.0
         self.first_grad_at: float | None = None
         self._depth = 0
@@ -93,12 +94,14 @@ class EncoderClock:
 
     def _before(self, module, args):
         if self._depth == 0:
+            self.sync()
             self._start = time.perf_counter()
         self._depth += 1
 
     def _after(self, module, args, output):
         self._depth -= 1
         if self._depth == 0:
+            self.sync()
             self.forward_s += time.perf_counter() - self._start
             for leaf in tree_leaves(output):
                 if isinstance(leaf, torch.Tensor) and leaf.requires_grad:
@@ -106,6 +109,7 @@ class EncoderClock:
 
     def _grad_arrived(self, grad):
         if self.first_grad_at is None:
+            self.sync()
             self.first_grad_at = time.perf_counter()
 
     def remove(self) -> None:
@@ -114,18 +118,19 @@ class EncoderClock:
 
 
 def run_pipeline(name: str, pipeline: str, images: np.ndarray, batch: int, steps: int, warmup: int,
-                 workers: int, kwargs: dict) -> dict:
+                 workers: int, kwargs: dict, device: torch.device) -> dict:
     """Trains `name` for warmup + steps steps; returns the median seconds per phase
     over the timed steps and images/s of the median step."""
     torch.manual_seed(0)
-    method = build_method(name, **kwargs)
+    method = build_method(name, **kwargs).to(device)
     method.train()
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     total = warmup + steps
     optimizer, scheduler = method.configure_optimizer(batch_size=batch, total_steps=total, steps_per_epoch=total)
     backend = "dali" if pipeline == "csl_ext" and dali_available() else "torchvision"
     loader = make_augmentation(method.augmentation, IMAGE_SIZE, backend=backend).loader(
-        images, None, batch_size=batch, num_workers=workers, device="cpu", seed=0, shuffle=False, drop_last=True)
-    clock = EncoderClock(method.encoder)
+        images, None, batch_size=batch, num_workers=workers, device=device, seed=0, shuffle=False, drop_last=True)
+    clock = EncoderClock(method.encoder, sync)
     phases = {phase: [] for phase in PHASES}
     steps_s = []
     ops = pure_pytorch_ops() if pipeline == "pytorch" else contextlib.nullcontext()
@@ -135,16 +140,20 @@ def run_pipeline(name: str, pipeline: str, images: np.ndarray, batch: int, steps
             for step in range(total):
                 clock.reset()
                 t0 = time.perf_counter()
-                views = next(batches)[: method.num_views]
+                views = [view.to(device) for view in next(batches)[: method.num_views]]
+                sync()
                 t1 = time.perf_counter()
                 out = method.training_step(views)
+                sync()
                 t2 = time.perf_counter()
                 out.loss.backward()
+                sync()
                 t3 = time.perf_counter()
                 optimizer.step()
                 optimizer.zero_grad(set_to_none=True)
                 scheduler.step()
                 method.on_step_end(step, total)
+                sync()
                 t4 = time.perf_counter()
                 if step < warmup:
                     continue
@@ -186,8 +195,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads of the training process (1: on a shared machine more threads than free "
                              "cores stall in OpenMP spin-waits)")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (model, augmentation and loss there)")
     parser.add_argument("--out", default="benchmarks/results")
     args = parser.parse_args(argv)
+    device = torch.device(args.device)
     if args.batch < 2 or args.steps < 1 or args.warmup < 0:
         parser.error("--batch must be >= 2, --steps >= 1 and --warmup >= 0")
     torch.set_num_threads(args.threads)
@@ -197,11 +208,12 @@ def main(argv: list[str] | None = None) -> list[dict]:
     for name in args.methods:
         kwargs = SMALL[name] if args.preset == "small" else {}
         for pipeline in ("pytorch", "csl_ext"):
-            rows.append(run_pipeline(name, pipeline, images, args.batch, args.steps, args.warmup, args.workers, kwargs))
+            rows.append(run_pipeline(name, pipeline, images, args.batch, args.steps, args.warmup, args.workers, kwargs,
+                                     device))
             print(f"{name} {pipeline}: {rows[-1]['images_per_s']:.1f} images/s", flush=True)
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "train_step.json"), "w") as f:
-        json.dump({"threads": args.threads, "preset": args.preset, "image_size": IMAGE_SIZE,
+        json.dump({"device": str(device), "threads": args.threads, "preset": args.preset, "image_size": IMAGE_SIZE,
                    "rows": rows}, f, indent=1)
     table = to_markdown(rows)
     with open(os.path.join(args.out, "train_step.md"), "w") as f:
