@@ -15,7 +15,7 @@ if ROOT not in sys.path:  # the benchmarks/ scripts are run from the repository 
     sys.path.insert(0, ROOT)
 
 import csl_ext  # noqa: E402
-from benchmarks import gpu_suite, patchify_ratios, scaling, train_step  # noqa: E402
+from benchmarks import gpu_suite, patchify_ratios, run_all, scaling, train_step  # noqa: E402
 from benchmarks.timing import interleaved_times, median_ratio  # noqa: E402
 
 needs_extension = pytest.mark.skipif(not csl_ext.has_extension(), reason="csl_ext._C not built")
@@ -103,6 +103,17 @@ def test_pure_pytorch_ops_switches_the_losses_to_their_references():
     assert lse_module.has_extension()
     torch.testing.assert_close(reference, nt_xent(z1, z2, 0.5))
     torch.testing.assert_close(reference, scaling.materialised_nt_xent(z1, z2, 0.5))
+
+
+@needs_extension
+def test_run_all_quick_writes_every_table(tmp_path):
+    text = run_all.main(["--out", str(tmp_path), "--quick"])
+    assert (tmp_path / "README.md").read_text() == text
+    for section in ("## patchify_ratios", "## scaling", "## train_step", "| float32 | patchify |", "| 2N | csl_ext",
+                    "| simclr | csl_ext"):
+        assert section in text
+    assert "pytest-benchmark suites" not in text  # --quick skips them
+    assert (tmp_path / "nt_xent_scaling.png").read_bytes()[:8] == PNG_MAGIC
 
 
 def test_gpu_suite_cpu_mode_writes_its_report(tmp_path):
