@@ -12,6 +12,7 @@ With --cpu (or CSL_GPU_SUITE_CPU=1) the same steps run on the CPU at tiny sizes
 and without the build (the extension in place is used), so that a test checks the
 suite and its report here.
 """
+
 import argparse
 import json
 import os
@@ -31,8 +32,23 @@ STEPS = ("build", "cuda_tests", "patchify_ratios", "scaling", "train_step")
 BENCHMARKS = {
     "gpu": {
         "patchify_ratios": ["--rounds", "11"],
-        "scaling": ["--nt-xent-sizes", "1024", "2048", "4096", "8192", "16384", "32768",
-                    "--amdim-sizes", "64", "128", "256", "512", "1024", "--max-materialised-mib", "16384"],
+        "scaling": [
+            "--nt-xent-sizes",
+            "1024",
+            "2048",
+            "4096",
+            "8192",
+            "16384",
+            "32768",
+            "--amdim-sizes",
+            "64",
+            "128",
+            "256",
+            "512",
+            "1024",
+            "--max-materialised-mib",
+            "16384",
+        ],
         "train_step": ["--batch", "256", "--steps", "5", "--warmup", "2", "--workers", "8"],
     },
     "cpu": {
@@ -70,22 +86,40 @@ def junit_counts(path: str) -> dict:
     suite = ElementTree.parse(path).getroot()
     suite = suite if suite.tag == "testsuite" else suite.find("testsuite")
     total, failed, errors, skipped = (int(suite.get(k, 0)) for k in ("tests", "failures", "errors", "skipped"))
-    return {"tests": total, "passed": total - failed - errors - skipped, "failed": failed, "errors": errors,
-            "skipped": skipped}
+    return {
+        "tests": total,
+        "passed": total - failed - errors - skipped,
+        "failed": failed,
+        "errors": errors,
+        "skipped": skipped,
+    }
 
 
 def environment(device: str) -> dict:
-    info = {"python": platform.python_version(), "torch": torch.__version__, "cuda": torch.version.cuda,
-            "device": device, "cpu_count": os.cpu_count()}
+    info = {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "device": device,
+        "cpu_count": os.cpu_count(),
+    }
     if device == "cuda" and torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
     return info
 
 
 def to_markdown(report: dict, out: str) -> str:
-    lines = ["# GPU suite report", "", f"Environment: `{json.dumps(report['environment'])}`", "",
-             f"Total: {report['seconds']} s of a {report['budget_s']} s budget. CUDA tests: "
-             f"`{json.dumps(report['cuda_tests'])}`", "", "| step | rc | seconds | command |", "|---|---|---|---|"]
+    lines = [
+        "# GPU suite report",
+        "",
+        f"Environment: `{json.dumps(report['environment'])}`",
+        "",
+        f"Total: {report['seconds']} s of a {report['budget_s']} s budget. CUDA tests: "
+        f"`{json.dumps(report['cuda_tests'])}`",
+        "",
+        "| step | rc | seconds | command |",
+        "|---|---|---|---|",
+    ]
     for step in report["steps"]:
         lines.append(f"| {step['step']} | {step['rc']} | {step['seconds']} | `{step['command']}` |")
     for name in REPORTED:
@@ -102,8 +136,12 @@ def to_markdown(report: dict, out: str) -> str:
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="benchmarks/results/gpu_suite")
-    parser.add_argument("--cpu", action="store_true", default=os.environ.get("CSL_GPU_SUITE_CPU") == "1",
-                        help="tiny sizes on the CPU, no build (also CSL_GPU_SUITE_CPU=1)")
+    parser.add_argument(
+        "--cpu",
+        action="store_true",
+        default=os.environ.get("CSL_GPU_SUITE_CPU") == "1",
+        help="tiny sizes on the CPU, no build (also CSL_GPU_SUITE_CPU=1)",
+    )
     parser.add_argument("--budget-s", type=float, default=480.0, help="time for all steps together")
     parser.add_argument("--tests", default="python_tests", help="where pytest looks for CUDA tests")
     parser.add_argument("--only", nargs="+", choices=STEPS, default=list(STEPS), help="run these steps only")
@@ -113,7 +151,12 @@ def main(argv: list[str] | None = None) -> dict:
         parser.error("no CUDA device: run on a GPU machine, or pass --cpu (CSL_GPU_SUITE_CPU=1) for the CPU smoke run")
     out = os.path.abspath(args.out)
     os.makedirs(out, exist_ok=True)
-    for stale in ("report.json", "report.md", "cuda_tests.xml", *(f"{n}.{e}" for n in REPORTED for e in ("json", "md"))):
+    for stale in (
+        "report.json",
+        "report.md",
+        "cuda_tests.xml",
+        *(f"{n}.{e}" for n in REPORTED for e in ("json", "md")),
+    ):
         if os.path.exists(os.path.join(out, stale)):  # a failed step must not report an earlier run's numbers
             os.remove(os.path.join(out, stale))
     start = time.monotonic()
@@ -121,22 +164,48 @@ def main(argv: list[str] | None = None) -> dict:
     env = {**os.environ, "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}
     steps = []
     if device == "cuda" and "build" in args.only:
-        build_env = {**env, "FORCE_CUDA": "1", "CUDA_HOME": os.environ.get("CUDA_HOME", "/usr/local/cuda"),
-                     "MAX_JOBS": str(os.cpu_count() or 4)}
+        build_env = {
+            **env,
+            "FORCE_CUDA": "1",
+            "CUDA_HOME": os.environ.get("CUDA_HOME", "/usr/local/cuda"),
+            "MAX_JOBS": str(os.cpu_count() or 4),
+        }
         steps.append(run_step("build", [sys.executable, "setup.py", "build_ext", "--inplace"], deadline, build_env))
         check = "import csl_ext, sys; sys.exit(0 if csl_ext.has_cuda_kernels() else 1)"
         steps.append(run_step("cuda_kernels_registered", [sys.executable, "-c", check], deadline, env))
     junit = os.path.join(out, "cuda_tests.xml")
     if "cuda_tests" in args.only:
-        steps.append(run_step("cuda_tests", [sys.executable, "-m", "pytest", "-m", "cuda", args.tests, "-q",
-                                             "-p", "no:cacheprovider", f"--junitxml={junit}"], deadline, env))
+        steps.append(
+            run_step(
+                "cuda_tests",
+                [
+                    sys.executable,
+                    "-m",
+                    "pytest",
+                    "-m",
+                    "cuda",
+                    args.tests,
+                    "-q",
+                    "-p",
+                    "no:cacheprovider",
+                    f"--junitxml={junit}",
+                ],
+                deadline,
+                env,
+            )
+        )
     for bench, bench_args in BENCHMARKS["cpu" if args.cpu else "gpu"].items():
         if bench not in args.only:
             continue
         command = [sys.executable, "-m", f"benchmarks.{bench}", "--device", device, "--out", out, *bench_args]
         steps.append(run_step(bench, command, deadline, env))
-    report = {"environment": environment(device), "budget_s": args.budget_s,
-              "seconds": round(time.monotonic() - start, 1), "cuda_tests": junit_counts(junit), "steps": steps}
+    report = {
+        "environment": environment(device),
+        "budget_s": args.budget_s,
+        "seconds": round(time.monotonic() - start, 1),
+        "cuda_tests": junit_counts(junit),
+        "steps": steps,
+    }
     for name in REPORTED:
         path = os.path.join(out, f"{name}.json")
         if os.path.exists(path):

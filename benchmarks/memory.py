@@ -7,14 +7,16 @@ of what existed before. Exact and independent of malloc's caching, unlike
 resident-set measurements; tensors that outlive the call (gradients it
 leaves on its inputs) are counted.
 """
+
 from collections.abc import Callable
 
 import torch
 from torch.profiler import ProfilerActivity, profile
 
 
-def peak_allocated_bytes(fn: Callable[[], object], setup: Callable[[], object] | None = None,
-                         device: torch.device | str = "cpu") -> int:
+def peak_allocated_bytes(
+    fn: Callable[[], object], setup: Callable[[], object] | None = None, device: torch.device | str = "cpu"
+) -> int:
     """Peak of live tensor bytes allocated during `fn()`, after one warm-up call.
 
     Args:
@@ -39,7 +41,9 @@ def peak_allocated_bytes(fn: Callable[[], object], setup: Callable[[], object] |
     with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
         fn()
     records = sorted(
-        (event.start_ns(), event.nbytes()) for event in prof.profiler.kineto_results.events() if event.name() == "[memory]"
+        (event.start_ns(), event.nbytes())
+        for event in prof.profiler.kineto_results.events()
+        if event.name() == "[memory]"
     )
     live = peak = 0
     for _, nbytes in records:

@@ -14,6 +14,7 @@ Rows (float32 and uint8; the adjoint is float32 only, it sums):
 Targets (issue 14.2): patchify <= 1.2x clone, adjoint <= 1.5x clone, 2 / 1 threads <= 1.
 Writes patchify.json and patchify.md into --out.
 """
+
 import argparse
 import json
 import os
@@ -37,7 +38,9 @@ def measure(batch: int, size: int, patch: int, stride: int, rounds: int, device:
         calls = {
             "clone": patches.clone,
             "patchify": lambda: patchify(images, patch, stride),
-            "unfold": lambda: images.unfold(2, patch, stride).unfold(3, patch, stride).permute(0, 2, 3, 1, 4, 5).contiguous(),
+            "unfold": lambda: (
+                images.unfold(2, patch, stride).unfold(3, patch, stride).permute(0, 2, 3, 1, 4, 5).contiguous()
+            ),
         }
         if dtype.is_floating_point:
             calls["adjoint"] = lambda: torch.ops.csl_ext.patchify_backward(patches, size, size, patch, stride)
@@ -61,16 +64,24 @@ def measure(batch: int, size: int, patch: int, stride: int, rounds: int, device:
 
 
 def to_markdown(rows: list[dict], shape: str) -> str:
-    lines = [f"patchify of {shape} (ratios: median over interleaved rounds, same process)", "",
-             "| dtype | variant | 1 thread: ms (clone ms) | / clone | 2 threads: ms (clone ms) | / clone "
-             "| 2 / 1 threads | target / clone |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"patchify of {shape} (ratios: median over interleaved rounds, same process)",
+        "",
+        "| dtype | variant | 1 thread: ms (clone ms) | / clone | 2 threads: ms (clone ms) | / clone "
+        "| 2 / 1 threads | target / clone |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
         target = f"<= {r['target']}" if r["target"] else "-"
-        two = (f"{r['ms_2']:.1f} ({r['clone_ms_2']:.1f}) | {r['ratio_2']:.2f} | {r['threads_2_over_1']:.2f}"
-               if "ms_2" in r else "- | - | -")
-        lines.append(f"| {r['dtype']} | {r['variant']} | {r['ms_1']:.1f} ({r['clone_ms_1']:.1f}) | {r['ratio_1']:.2f} "
-                     f"| {two} | {target} |")
+        two = (
+            f"{r['ms_2']:.1f} ({r['clone_ms_2']:.1f}) | {r['ratio_2']:.2f} | {r['threads_2_over_1']:.2f}"
+            if "ms_2" in r
+            else "- | - | -"
+        )
+        lines.append(
+            f"| {r['dtype']} | {r['variant']} | {r['ms_1']:.1f} ({r['clone_ms_1']:.1f}) | {r['ratio_1']:.2f} "
+            f"| {two} | {target} |"
+        )
     return "\n".join(lines) + "\n"
 
 

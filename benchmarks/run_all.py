@@ -10,6 +10,7 @@ in a subprocess, printed as ratio tables by benchmarks/report.py into
 suites.md. Writes README.md into --out: every table, with the command that
 made it. On a GPU machine use benchmarks/gpu_suite.sh instead.
 """
+
 import argparse
 import glob
 import os
@@ -38,15 +39,34 @@ def run_suites(out: str) -> str:
     for suite in sorted(glob.glob(os.path.join(ROOT, "benchmarks", "test_bench_*.py"))):
         name = os.path.splitext(os.path.basename(suite))[0]
         json_path = os.path.join(out, f"{name}.json")
-        command = [sys.executable, "-m", "pytest", suite, "-q", "-p", "no:cacheprovider", f"--benchmark-json={json_path}"]
+        command = [
+            sys.executable,
+            "-m",
+            "pytest",
+            suite,
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            f"--benchmark-json={json_path}",
+        ]
         done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
         if done.returncode != 0 or not os.path.exists(json_path):
-            sections.append(f"### {name}\n\nfailed (rc {done.returncode}):\n\n```\n{(done.stdout + done.stderr)[-2000:]}\n```\n")
+            sections.append(
+                f"### {name}\n\nfailed (rc {done.returncode}):\n\n```\n{(done.stdout + done.stderr)[-2000:]}\n```\n"
+            )
             continue
-        report = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "report.py"), json_path],
-                                cwd=ROOT, env=env, capture_output=True, text=True, check=True)
-        sections.append(f"### {name}\n\n`python -m pytest benchmarks/{name}.py --benchmark-json={name}.json && "
-                        f"python benchmarks/report.py {name}.json`\n{report.stdout}")
+        report = subprocess.run(
+            [sys.executable, os.path.join(ROOT, "benchmarks", "report.py"), json_path],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        sections.append(
+            f"### {name}\n\n`python -m pytest benchmarks/{name}.py --benchmark-json={name}.json && "
+            f"python benchmarks/report.py {name}.json`\n{report.stdout}"
+        )
     text = "\n".join(sections)
     with open(os.path.join(out, "suites.md"), "w") as f:
         f.write(text)
@@ -61,9 +81,11 @@ def main(argv: list[str] | None = None) -> str:
     args = parser.parse_args(argv)
     os.makedirs(args.out, exist_ok=True)
     start = time.monotonic()
-    sections = [f"# Benchmark results\n\nMade by `python -m benchmarks.run_all --out {args.out}"
-                f"{' --quick' if args.quick else ''}` with torch {torch.__version__}, "
-                f"{torch.get_num_threads()} threads; what each table measures: docs/benchmarks.md.\n"]
+    sections = [
+        f"# Benchmark results\n\nMade by `python -m benchmarks.run_all --out {args.out}"
+        f"{' --quick' if args.quick else ''}` with torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads; what each table measures: docs/benchmarks.md.\n"
+    ]
     for name, script in SCRIPTS.items():
         script_args = (QUICK[name] if args.quick else []) + ["--out", args.out]
         script.main(script_args)

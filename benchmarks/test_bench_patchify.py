@@ -17,6 +17,7 @@ Variants, each producing the same (64, 7, 7, 3, 64, 64) contiguous tensor
 - per_sample_F_unfold: F.unfold on each image, reshaped to the grid layout.
 - adjoint: patchify's backward (float32), the (B, C, H, W) sum of the patches.
 """
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -43,7 +44,7 @@ def threads(request):
     torch.set_num_threads(before)
 
 
-@pytest.mark.parametrize("dtype", [torch.float32, torch.uint8])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.uint8], ids=["float32", "uint8"])
 @pytest.mark.parametrize("variant", ["memcpy", "csl_ext", "adjoint", "copy_into", "unfold", "per_sample_F_unfold"])
 def test_patchify(benchmark, threads, variant, dtype):
     if variant in ("per_sample_F_unfold", "adjoint") and dtype == torch.uint8:
@@ -57,7 +58,9 @@ def test_patchify(benchmark, threads, variant, dtype):
         "csl_ext": lambda: patchify(images, PATCH, STRIDE),
         "memcpy": lambda: source.clone(),
         "copy_into": lambda: destination.copy_(source),
-        "unfold": lambda: images.unfold(2, PATCH, STRIDE).unfold(3, PATCH, STRIDE).permute(0, 2, 3, 1, 4, 5).contiguous(),
+        "unfold": lambda: (
+            images.unfold(2, PATCH, STRIDE).unfold(3, PATCH, STRIDE).permute(0, 2, 3, 1, 4, 5).contiguous()
+        ),
         "per_sample_F_unfold": lambda: per_sample_f_unfold(images),
         "adjoint": lambda: torch.ops.csl_ext.patchify_backward(source, SIZE, SIZE, PATCH, STRIDE),
     }[variant]

@@ -5,6 +5,7 @@ b, c, ...), so a burst of load from other processes hits neighbouring
 measurements alike; a ratio is the median over rounds of the per-round
 ratio, not a ratio of medians taken minutes apart.
 """
+
 import statistics
 import time
 from collections.abc import Callable
@@ -12,9 +13,13 @@ from collections.abc import Callable
 import torch
 
 
-def interleaved_times(variants: dict[str, Callable[[], object]], rounds: int = 7, warmup: int = 1,
-                      threads: dict[str, int] | None = None,
-                      device: torch.device | str = "cpu") -> dict[str, list[float]]:
+def interleaved_times(
+    variants: dict[str, Callable[[], object]],
+    rounds: int = 7,
+    warmup: int = 1,
+    threads: dict[str, int] | None = None,
+    device: torch.device | str = "cpu",
+) -> dict[str, list[float]]:
     """Seconds per call of every variant, `rounds` calls each, interleaved.
 
     Args:

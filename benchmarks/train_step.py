@@ -20,6 +20,7 @@ the moment the first gradient reaches one of its outputs (autograd runs the
 loss's nodes first). Models are the `small` presets below unless --preset paper
 (the methods' defaults: minutes per step here).
 """
+
 import argparse
 import contextlib
 import importlib
@@ -85,7 +86,9 @@ class EncoderClock:
         self._depth = 0
         self._start = 0.0
         self._handles = []
-        for sub in {id(m): m for m in (module, getattr(module, "encoder", None)) if isinstance(m, torch.nn.Module)}.values():
+        for sub in {
+            id(m): m for m in (module, getattr(module, "encoder", None)) if isinstance(m, torch.nn.Module)
+        }.values():
             self._handles.append(sub.register_forward_pre_hook(self._before))
             self._handles.append(sub.register_forward_hook(self._after))
 
@@ -117,8 +120,17 @@ class EncoderClock:
             handle.remove()
 
 
-def run_pipeline(name: str, pipeline: str, images: np.ndarray, batch: int, steps: int, warmup: int,
-                 workers: int, kwargs: dict, device: torch.device) -> dict:
+def run_pipeline(
+    name: str,
+    pipeline: str,
+    images: np.ndarray,
+    batch: int,
+    steps: int,
+    warmup: int,
+    workers: int,
+    kwargs: dict,
+    device: torch.device,
+) -> dict:
     """Trains `name` for warmup + steps steps; returns the median seconds per phase
     over the timed steps and images/s of the median step."""
     torch.manual_seed(0)
@@ -129,7 +141,8 @@ def run_pipeline(name: str, pipeline: str, images: np.ndarray, batch: int, steps
     optimizer, scheduler = method.configure_optimizer(batch_size=batch, total_steps=total, steps_per_epoch=total)
     backend = "dali" if pipeline == "csl_ext" and dali_available() else "torchvision"
     loader = make_augmentation(method.augmentation, IMAGE_SIZE, backend=backend).loader(
-        images, None, batch_size=batch, num_workers=workers, device=device, seed=0, shuffle=False, drop_last=True)
+        images, None, batch_size=batch, num_workers=workers, device=device, seed=0, shuffle=False, drop_last=True
+    )
     clock = EncoderClock(method.encoder, sync)
     phases = {phase: [] for phase in PHASES}
     steps_s = []
@@ -167,20 +180,32 @@ def run_pipeline(name: str, pipeline: str, images: np.ndarray, batch: int, steps
     finally:
         clock.remove()
     step_s = statistics.median(steps_s)
-    return {"method": name, "pipeline": pipeline, "augment_backend": backend, "batch": batch,
-            "images_per_s": batch / step_s, "step_s": step_s,
-            **{f"{phase}_s": statistics.median(values) for phase, values in phases.items()}}
+    return {
+        "method": name,
+        "pipeline": pipeline,
+        "augment_backend": backend,
+        "batch": batch,
+        "images_per_s": batch / step_s,
+        "step_s": step_s,
+        **{f"{phase}_s": statistics.median(values) for phase, values in phases.items()},
+    }
 
 
 def to_markdown(rows: list[dict]) -> str:
-    lines = ["| method | pipeline (augmentation) | images/s | step ms | " + " | ".join(f"{p} ms" for p in PHASES)
-             + " | speed-up |", "|---" * (len(PHASES) + 5) + "|"]
+    lines = [
+        "| method | pipeline (augmentation) | images/s | step ms | "
+        + " | ".join(f"{p} ms" for p in PHASES)
+        + " | speed-up |",
+        "|---" * (len(PHASES) + 5) + "|",
+    ]
     base = {r["method"]: r["images_per_s"] for r in rows if r["pipeline"] == "pytorch"}
     for r in rows:
         speedup = f"{r['images_per_s'] / base[r['method']]:.2f}x" if r["method"] in base else "-"
         phases = " | ".join(f"{1e3 * r[p + '_s']:.0f}" for p in PHASES)
-        lines.append(f"| {r['method']} | {r['pipeline']} ({r['augment_backend']}) | {r['images_per_s']:.1f} "
-                     f"| {1e3 * r['step_s']:.0f} | {phases} | {speedup} |")
+        lines.append(
+            f"| {r['method']} | {r['pipeline']} ({r['augment_backend']}) | {r['images_per_s']:.1f} "
+            f"| {1e3 * r['step_s']:.0f} | {phases} | {speedup} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -192,9 +217,13 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--workers", type=int, default=2, help="DALI threads / DataLoader workers")
     parser.add_argument("--preset", choices=("small", "paper"), default="small")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch threads of the training process (1: on a shared machine more threads than free "
-                             "cores stall in OpenMP spin-waits)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads of the training process (1: on a shared machine more threads than free "
+        "cores stall in OpenMP spin-waits)",
+    )
     parser.add_argument("--device", default="cpu", help="cpu or cuda (model, augmentation and loss there)")
     parser.add_argument("--out", default="benchmarks/results")
     args = parser.parse_args(argv)
@@ -208,13 +237,23 @@ def main(argv: list[str] | None = None) -> list[dict]:
     for name in args.methods:
         kwargs = SMALL[name] if args.preset == "small" else {}
         for pipeline in ("pytorch", "csl_ext"):
-            rows.append(run_pipeline(name, pipeline, images, args.batch, args.steps, args.warmup, args.workers, kwargs,
-                                     device))
+            rows.append(
+                run_pipeline(name, pipeline, images, args.batch, args.steps, args.warmup, args.workers, kwargs, device)
+            )
             print(f"{name} {pipeline}: {rows[-1]['images_per_s']:.1f} images/s", flush=True)
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "train_step.json"), "w") as f:
-        json.dump({"device": str(device), "threads": args.threads, "preset": args.preset, "image_size": IMAGE_SIZE,
-                   "rows": rows}, f, indent=1)
+        json.dump(
+            {
+                "device": str(device),
+                "threads": args.threads,
+                "preset": args.preset,
+                "image_size": IMAGE_SIZE,
+                "rows": rows,
+            },
+            f,
+            indent=1,
+        )
     table = to_markdown(rows)
     with open(os.path.join(args.out, "train_step.md"), "w") as f:
         f.write(table)

@@ -1,5 +1,6 @@
 """Smoke runs of the benchmark scripts at tiny sizes: they run, and the tables,
 JSON and plots they write hold what they say (no timing is asserted)."""
+
 import importlib
 import json
 import math
@@ -30,8 +31,9 @@ def _load(path):
 
 def test_interleaved_times_runs_every_variant_in_turn():
     order = []
-    times = interleaved_times({"a": lambda: order.append("a"), "b": lambda: order.append("b")}, rounds=3, warmup=1,
-                              threads={"a": 1, "b": 2})
+    times = interleaved_times(
+        {"a": lambda: order.append("a"), "b": lambda: order.append("b")}, rounds=3, warmup=1, threads={"a": 1, "b": 2}
+    )
     assert order == ["a", "b"] * 4  # one warm-up round, then three timed ones
     assert [len(t) for t in times.values()] == [3, 3]
     assert median_ratio({"x": [2.0, 6.0, 3.0], "y": [1.0, 2.0, 2.0]}, "x", "y") == 2.0  # ratios 2, 3, 1.5
@@ -39,11 +41,17 @@ def test_interleaved_times_runs_every_variant_in_turn():
 
 @needs_extension
 def test_patchify_ratios(tmp_path):
-    rows = patchify_ratios.main(["--batch", "2", "--size", "20", "--patch", "6", "--stride", "2", "--rounds", "1",
-                                 "--out", str(tmp_path)])
+    rows = patchify_ratios.main(
+        ["--batch", "2", "--size", "20", "--patch", "6", "--stride", "2", "--rounds", "1", "--out", str(tmp_path)]
+    )
     got = {(r["dtype"], r["variant"]) for r in rows}
-    assert got == {("float32", "patchify"), ("float32", "unfold"), ("float32", "adjoint"),
-                   ("uint8", "patchify"), ("uint8", "unfold")}
+    assert got == {
+        ("float32", "patchify"),
+        ("float32", "unfold"),
+        ("float32", "adjoint"),
+        ("uint8", "patchify"),
+        ("uint8", "unfold"),
+    }
     for row in rows:
         for key in ("ratio_1", "ratio_2", "threads_2_over_1", "ms_1", "clone_ms_2"):
             assert math.isfinite(row[key]) and row[key] > 0
@@ -53,7 +61,9 @@ def test_patchify_ratios(tmp_path):
 
 
 def test_scaling_tables_and_plots(tmp_path):
-    result = scaling.main(["--nt-xent-sizes", "16", "32", "--amdim-sizes", "3", "--rounds", "1", "--out", str(tmp_path)])
+    result = scaling.main(
+        ["--nt-xent-sizes", "16", "32", "--amdim-sizes", "3", "--rounds", "1", "--out", str(tmp_path)]
+    )
     variants = {(r["size"], r["variant"]) for r in result["nt_xent"]}
     assert variants == {(n, v) for n in (16, 32) for v in ("csl_ext", "lightly", "materialised", "three_gemms")}
     assert {r["variant"] for r in result["amdim_nce"]} == {"csl_ext", "materialised", "three_gemms"}
@@ -68,17 +78,48 @@ def test_scaling_tables_and_plots(tmp_path):
 
 
 def test_scaling_caps_the_materialised_variants(tmp_path):
-    result = scaling.main(["--nt-xent-sizes", "64", "--amdim-sizes", "4", "--rounds", "1", "--out", str(tmp_path),
-                           "--max-materialised-mib", "0.001"])
+    result = scaling.main(
+        [
+            "--nt-xent-sizes",
+            "64",
+            "--amdim-sizes",
+            "4",
+            "--rounds",
+            "1",
+            "--out",
+            str(tmp_path),
+            "--max-materialised-mib",
+            "0.001",
+        ]
+    )
     assert {r["variant"] for r in result["nt_xent"] + result["amdim_nce"]} == {"csl_ext"}
     assert "| 64 | " in (tmp_path / "scaling.md").read_text()
 
 
 def test_train_step_splits_each_step(tmp_path):
-    rows = train_step.main(["--methods", "simclr", "cpc_v2", "--batch", "4", "--steps", "1", "--warmup", "0",
-                            "--workers", "0", "--out", str(tmp_path)])
+    rows = train_step.main(
+        [
+            "--methods",
+            "simclr",
+            "cpc_v2",
+            "--batch",
+            "4",
+            "--steps",
+            "1",
+            "--warmup",
+            "0",
+            "--workers",
+            "0",
+            "--out",
+            str(tmp_path),
+        ]
+    )
     assert [(r["method"], r["pipeline"]) for r in rows] == [
-        ("simclr", "pytorch"), ("simclr", "csl_ext"), ("cpc_v2", "pytorch"), ("cpc_v2", "csl_ext")]
+        ("simclr", "pytorch"),
+        ("simclr", "csl_ext"),
+        ("cpc_v2", "pytorch"),
+        ("cpc_v2", "csl_ext"),
+    ]
     for row in rows:
         phases = [row[f"{p}_s"] for p in train_step.PHASES]
         assert all(t >= 0 for t in phases) and row["encoder_forward_s"] > 0 and row["encoder_backward_s"] > 0
@@ -109,8 +150,14 @@ def test_pure_pytorch_ops_switches_the_losses_to_their_references():
 def test_run_all_quick_writes_every_table(tmp_path):
     text = run_all.main(["--out", str(tmp_path), "--quick"])
     assert (tmp_path / "README.md").read_text() == text
-    for section in ("## patchify_ratios", "## scaling", "## train_step", "| float32 | patchify |", "| 2N | csl_ext",
-                    "| simclr | csl_ext"):
+    for section in (
+        "## patchify_ratios",
+        "## scaling",
+        "## train_step",
+        "| float32 | patchify |",
+        "| 2N | csl_ext",
+        "| simclr | csl_ext",
+    ):
         assert section in text
     assert "pytest-benchmark suites" not in text  # --quick skips them
     assert (tmp_path / "nt_xent_scaling.png").read_bytes()[:8] == PNG_MAGIC
@@ -118,7 +165,9 @@ def test_run_all_quick_writes_every_table(tmp_path):
 
 def test_gpu_suite_cpu_mode_writes_its_report(tmp_path):
     test = "python_tests/ops/test_patchify.py::test_cuda_graph_capture"
-    report = gpu_suite.main(["--cpu", "--out", str(tmp_path), "--tests", test, "--only", "cuda_tests", "patchify_ratios"])
+    report = gpu_suite.main(
+        ["--cpu", "--out", str(tmp_path), "--tests", test, "--only", "cuda_tests", "patchify_ratios"]
+    )
     assert [(s["step"], s["rc"]) for s in report["steps"]] == [("cuda_tests", 0), ("patchify_ratios", 0)]
     assert report["cuda_tests"]["tests"] == 1  # collected; skipped here (no device), run on a GPU
     assert report["cuda_tests"]["skipped"] == (0 if torch.cuda.is_available() else 1)

@@ -8,6 +8,7 @@ the convolution itself; a compiled op would only call ``at::conv2d``.
 - [1]: CPC v2, Hénaff et al. 2020, §3 (the context network, a PixelCNN-style
   autoregressive model over the grid), https://arxiv.org/abs/1905.09272
 """
+
 import torch
 import torch.nn.functional as F
 

@@ -3,6 +3,7 @@
 - [0]: CPC v2, Hénaff et al. 2020, §4.1 (a 7x7 grid of 64x64 patches with
   stride 32 from 256x256 images), https://arxiv.org/abs/1905.09272
 """
+
 import torch
 
 from csl_ext._extension import has_extension, warn_fallback
@@ -65,11 +66,15 @@ def unpatchify(patches: torch.Tensor, height: int, width: int, stride: int) -> t
         summed = torch.ops.csl_ext.patchify_backward(patches, height, width, p, stride)
         count = torch.ops.csl_ext.patchify_backward(patchify(ones, p, stride), height, width, p, stride)
     else:  # the adjoint through autograd of the reference
-        images = torch.zeros(patches.shape[0], patches.shape[3], height, width, dtype=patches.dtype, device=patches.device)
+        images = torch.zeros(
+            patches.shape[0], patches.shape[3], height, width, dtype=patches.dtype, device=patches.device
+        )
         images.requires_grad_()
         (summed,) = torch.autograd.grad(patchify_reference(images, p, stride), images, patches)
         ones.requires_grad_()
-        (count,) = torch.autograd.grad(patchify_reference(ones, p, stride), ones, torch.ones_like(patchify_reference(ones, p, stride)))
+        (count,) = torch.autograd.grad(
+            patchify_reference(ones, p, stride), ones, torch.ones_like(patchify_reference(ones, p, stride))
+        )
     return summed / count.clamp(min=1)
 
 

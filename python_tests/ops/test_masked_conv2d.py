@@ -1,6 +1,7 @@
 """masked_conv2d and MaskedConv2d: causality along rows and parity with a
 convolution whose weight is multiplied by the mask (pure PyTorch: no
 compiled extension needed)."""
+
 import pytest
 import torch
 
@@ -47,7 +48,10 @@ def test_matches_masked_weight_with_grads(device, contiguous, c_in, c_out, kh, k
 
 
 def test_gradcheck(device):
-    args = [torch.randn(s, dtype=torch.float64, device=device, requires_grad=True) for s in [(1, 2, 4, 3), (3, 2, 3, 3), (3,)]]
+    args = [
+        torch.randn(s, dtype=torch.float64, device=device, requires_grad=True)
+        for s in [(1, 2, 4, 3), (3, 2, 3, 3), (3,)]
+    ]
     assert torch.autograd.gradcheck(masked_conv2d, tuple(args))
 
 
@@ -63,7 +67,11 @@ def test_odd_shapes(device, h, w):
 def test_half_precision(device, dtype):
     """The error against a float64 reference is at most twice the eager
     masked-weight convolution's in the same dtype (CPU float16 conv included)."""
-    x, weight, bias = torch.randn(2, 8, 7, 7, device=device), torch.randn(16, 8, 3, 3, device=device), torch.randn(16, device=device)
+    x, weight, bias = (
+        torch.randn(2, 8, 7, 7, device=device),
+        torch.randn(16, 8, 3, 3, device=device),
+        torch.randn(16, device=device),
+    )
     want = masked_conv2d_reference(x.double(), weight.double(), bias.double())
     got = masked_conv2d(x.to(dtype), weight.to(dtype), bias.to(dtype))
     eager = masked_conv2d_reference(x.to(dtype), weight.to(dtype), bias.to(dtype))

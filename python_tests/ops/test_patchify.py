@@ -1,4 +1,5 @@
 """patchify and its adjoint against torch.unfold."""
+
 import importlib
 
 import pytest
