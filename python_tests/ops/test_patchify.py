@@ -7,6 +7,7 @@ import torch
 
 import csl_ext
 from csl_ext.ops import patch_grid, patchify, patchify_reference, unpatchify
+from csl_ext.ops.patchify import patchify_adjoint_reference
 
 pytestmark = pytest.mark.skipif(not csl_ext.has_extension(), reason="csl_ext._C not built")
 
@@ -50,6 +51,15 @@ def test_backward_matches_unfold(device, dtype, h, w, p, s):
     # rounding of the sum, against unfold's float64 sum here.
     tol = {torch.float16: 2e-3, torch.bfloat16: 1e-2}.get(dtype, 1e-6)
     torch.testing.assert_close(grad, want.to(dtype), atol=tol * 4, rtol=tol)
+
+
+@pytest.mark.parametrize("h,w,p,s", GEOMETRIES)
+def test_adjoint_reference_matches_the_op(device, h, w, p, s):
+    """F.fold (the fallback's adjoint) against the compiled adjoint."""
+    upstream = torch.randn(2, patch_grid(h, p, s), patch_grid(w, p, s), 3, p, p, dtype=torch.float64, device=device)
+    torch.testing.assert_close(
+        patchify_adjoint_reference(upstream, h, w, s), torch.ops.csl_ext.patchify_backward(upstream, h, w, p, s)
+    )
 
 
 def test_paper_grids():
@@ -173,5 +183,7 @@ def test_fallback_without_extension(monkeypatch):
     monkeypatch.setattr(module, "warn_fallback", lambda op: None)
     assert torch.equal(patchify(images, 4, 3), patches)
     torch.testing.assert_close(unpatchify(patches * 2, 10, 9, 3), want)
+    with torch.no_grad():  # YADIM's patch stage runs without autograd
+        torch.testing.assert_close(unpatchify(patches * 2, 10, 9, 3), want)
     covered = images[:, :, :10, :7]  # 10 = 3*2 + 4 rows, 7 = 3 + 4 columns are covered
     torch.testing.assert_close(want[:, :, :10, :7], 2 * covered)
