@@ -188,7 +188,7 @@ def main(argv: list[str] | None = None) -> dict:
         parser.error(f"--amdim-sizes must be >= 2, got {args.amdim_sizes}")
     os.makedirs(args.out, exist_ok=True)
     torch.manual_seed(0)
-    where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
+    where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} thread(s)"
     result = {
         "device": where,
         "nt_xent": measure(nt_xent_variants, args.nt_xent_sizes, args.rounds, args.max_materialised_mib, device),
