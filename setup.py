@@ -58,9 +58,10 @@ def _extensions():
         os.environ.setdefault("TORCH_CUDA_ARCH_LIST", "7.5;8.0+PTX")
 
     sources = sorted(glob.glob("csrc/*.cpp") + glob.glob("csrc/ops/*.cpp") + glob.glob("csrc/ops/cpu/*.cpp"))
-    # The CPU epilogue's loops vectorise with `omp simd` (no OpenMP runtime) and
-    # without trapping math, which blocks if-converting the clamps (torch builds so too).
-    cxx_flags = ["-O3", "-fopenmp-simd", "-fno-math-errno", "-fno-trapping-math"]
+    # The CPU epilogue's loops vectorise with `omp simd` and without trapping math, which blocks
+    # if-converting the clamps (torch builds so too). -fopenmp: at::parallel_for is a header template
+    # that runs serially unless _OPENMP is defined; it links the libgomp.so.1 torch already loaded.
+    cxx_flags = ["-O3", "-fopenmp", "-fno-math-errno", "-fno-trapping-math"]
     define_macros = []
     include_dirs = [os.path.join(ROOT, "csrc")]
     library_dirs = []
@@ -83,6 +84,7 @@ def _extensions():
         library_dirs=library_dirs,
         define_macros=define_macros,
         extra_compile_args=extra,
+        extra_link_args=["-fopenmp"],
         py_limited_api=False,
     )
     return [ext], {"build_ext": cpp_extension.BuildExtension.with_options(use_ninja=True)}

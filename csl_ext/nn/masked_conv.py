@@ -1,4 +1,5 @@
 """`MaskedConv2d`: the layer form of `csl_ext.ops.masked_conv2d`."""
+
 import math
 
 import torch
@@ -32,13 +33,17 @@ class MaskedConv2d(nn.Module):
         torch.Size([2, 64, 7, 7])
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size=3, dilation: int = 1, groups: int = 1, bias: bool = True):
+    def __init__(
+        self, in_channels: int, out_channels: int, kernel_size=3, dilation: int = 1, groups: int = 1, bias: bool = True
+    ):
         super().__init__()
         kh, kw = (kernel_size, kernel_size) if isinstance(kernel_size, int) else tuple(kernel_size)
         if kh % 2 == 0 or kw % 2 == 0 or kh < 1 or kw < 1:
             raise ValueError(f"kernel_size must be odd and >= 1, got {kernel_size!r}")
         if in_channels % groups or out_channels % groups:
-            raise ValueError(f"in_channels={in_channels} and out_channels={out_channels} must be divisible by groups={groups}")
+            raise ValueError(
+                f"in_channels={in_channels} and out_channels={out_channels} must be divisible by groups={groups}"
+            )
         self.dilation = dilation
         self.groups = groups
         self.weight = nn.Parameter(torch.empty(out_channels, in_channels // groups, kh, kw))
@@ -58,4 +63,7 @@ class MaskedConv2d(nn.Module):
 
     def extra_repr(self) -> str:
         c_out, c_in, kh, kw = self.weight.shape
-        return f"{c_in * self.groups}, {c_out}, kernel_size=({kh}, {kw}), dilation={self.dilation}, groups={self.groups}, bias={self.bias is not None}"
+        return (
+            f"{c_in * self.groups}, {c_out}, kernel_size=({kh}, {kw}), dilation={self.dilation}, "
+            f"groups={self.groups}, bias={self.bias is not None}"
+        )

@@ -1,13 +1,17 @@
 """Vertically masked 2-D convolution (CPC v2's context network): `masked_conv2d`.
 
+Pure PyTorch on purpose: the op is a crop of the kernel, a pad and one
+``F.conv2d``, so every device, dtype, autograd and ``torch.compile`` come from
+the convolution itself; a compiled op would only call ``at::conv2d``.
+
 - [0]: PixelCNN, van den Oord et al. 2016, https://arxiv.org/abs/1606.05328
 - [1]: CPC v2, Hénaff et al. 2020, §3 (the context network, a PixelCNN-style
   autoregressive model over the grid), https://arxiv.org/abs/1905.09272
 """
+
 import torch
 import torch.nn.functional as F
 
-from csl_ext._extension import has_extension, warn_fallback
 from csl_ext.ops._checks import check_same, check_tensor
 
 __all__ = ["masked_conv2d", "masked_conv2d_reference", "vertical_mask"]
@@ -46,12 +50,10 @@ def masked_conv2d(
         >>> y = masked_conv2d(torch.randn(2, 8, 7, 7), torch.randn(16, 8, 3, 3))
     """
     _validate(input, weight, bias, dilation, groups)
-    if not has_extension():
-        warn_fallback("masked_conv2d")
-        kh, kw = weight.shape[2:]
-        padded = F.pad(input, (0, 0, kh // 2 * dilation, 0))
-        return F.conv2d(padded, weight[:, :, : kh // 2 + 1], bias, 1, (0, kw // 2 * dilation), dilation, groups)
-    return torch.ops.csl_ext.masked_conv2d(input, weight, bias, dilation, groups)
+    kh, kw = weight.shape[2:]
+    visible = weight[:, :, : kh // 2 + 1]  # e.g. 3x3: rows 0 and 1 (the centre)
+    padded = F.pad(input, (0, 0, kh // 2 * dilation, 0))  # on top only: (B, C_in, H + kh // 2 * dilation, W)
+    return F.conv2d(padded, visible, bias, 1, (0, kw // 2 * dilation), dilation, groups)
 
 
 def vertical_mask(kh: int, kw: int, *, device=None, dtype=None) -> torch.Tensor:

@@ -3,12 +3,14 @@
 - [0]: CPC v2, Hénaff et al. 2020, §4.1 (a 7x7 grid of 64x64 patches with
   stride 32 from 256x256 images), https://arxiv.org/abs/1905.09272
 """
+
 import torch
+import torch.nn.functional as F
 
 from csl_ext._extension import has_extension, warn_fallback
 from csl_ext.ops._checks import check_tensor
 
-__all__ = ["patchify", "patchify_reference", "patch_grid", "unpatchify"]
+__all__ = ["patchify", "patchify_reference", "patchify_adjoint_reference", "patch_grid", "unpatchify"]
 
 
 def patch_grid(size: int, patch_size: int, stride: int) -> int:
@@ -64,18 +66,24 @@ def unpatchify(patches: torch.Tensor, height: int, width: int, stride: int) -> t
     if has_extension():
         summed = torch.ops.csl_ext.patchify_backward(patches, height, width, p, stride)
         count = torch.ops.csl_ext.patchify_backward(patchify(ones, p, stride), height, width, p, stride)
-    else:  # the adjoint through autograd of the reference
-        images = torch.zeros(patches.shape[0], patches.shape[3], height, width, dtype=patches.dtype, device=patches.device)
-        images.requires_grad_()
-        (summed,) = torch.autograd.grad(patchify_reference(images, p, stride), images, patches)
-        ones.requires_grad_()
-        (count,) = torch.autograd.grad(patchify_reference(ones, p, stride), ones, torch.ones_like(patchify_reference(ones, p, stride)))
+    else:
+        summed = patchify_adjoint_reference(patches, height, width, stride)
+        count = patchify_adjoint_reference(patchify_reference(ones, p, stride), height, width, stride)
     return summed / count.clamp(min=1)
 
 
 def patchify_reference(images: torch.Tensor, patch_size: int, stride: int) -> torch.Tensor:
     """Pure PyTorch: two unfolds, a permute and a copy."""
     return images.unfold(2, patch_size, stride).unfold(3, patch_size, stride).permute(0, 2, 3, 1, 4, 5).contiguous()
+
+
+def patchify_adjoint_reference(patches: torch.Tensor, height: int, width: int, stride: int) -> torch.Tensor:
+    """Pure PyTorch adjoint of `patchify`: ``F.fold`` sums each (B, nH, nW, C, p, p)
+    patch back into a (B, C, height, width) image. Differentiable, and it runs
+    under ``torch.no_grad()`` (no autograd of the forward involved)."""
+    b, n_h, n_w, c, p = patches.shape[:5]
+    columns = patches.permute(0, 3, 4, 5, 1, 2).reshape(b, c * p * p, n_h * n_w)  # F.unfold's layout
+    return F.fold(columns, (height, width), p, stride=stride)
 
 
 def _validate(images, patch_size, stride) -> None:

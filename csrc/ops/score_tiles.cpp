@@ -2,6 +2,7 @@
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
+#include <ATen/ThreadLocalState.h>
 
 #include <algorithm>
 #include <vector>
@@ -69,7 +70,11 @@ at::Tensor for_each_score_tile(const ScoreTiles& tiles,
   // One contiguous range of blocks per thread, each with its own workspace
   // and dB partial; ops called inside the region run single-threaded.
   std::vector<at::Tensor> partials(at::get_num_threads());
+  // OpenMP workers start with the default dispatch state (autograd on): give
+  // them the caller's, so the ATen ops below run as on the calling thread.
+  const at::ThreadLocalState caller_state;
   at::parallel_for(0, blocks, 1, [&](int64_t first, int64_t last) {
+    const at::ThreadLocalStateGuard state_guard(caller_state);
     auto workspace = at::empty({rows, m}, opts);
     auto grad_b = new_grad_b();
     run_row_range(tiles, epilogue, first * rows, std::min(n, last * rows),

@@ -3,15 +3,23 @@
 // The forward is a copy, so it moves bytes: each patch row is p contiguous
 // elements of one image row (a memcpy of p * itemsize bytes), for any dtype.
 // One task is one (image, row of patches), which writes a contiguous
-// nW * C * p * p block of the output, so threads never share a cache line.
+// nW * C * p * p block of the output in order, so threads never share a
+// cache line and each thread first-touches the pages it writes.
 // The adjoint gathers per (image, channel) plane, so no two threads write
 // the same pixel and the summation order is fixed: deterministic.
+//
+// Tasks are handed out dynamically (an atomic counter), not split in equal
+// halves up front: the op is bound by memory and page faults, and on a
+// shared machine a statically split loop waits for its slowest (preempted)
+// thread, which made 2 threads slower than 1.
 #include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <vector>
 
@@ -19,6 +27,25 @@
 
 namespace csl_ext {
 namespace {
+
+// Runs fn(begin, end) over [0, tasks) in chunks of `chunk` tasks that the
+// threads take in turn; serially when the whole job is below one chunk of
+// work (`task_cost` elements per task against at::internal::GRAIN_SIZE).
+template <typename F>
+void parallel_chunks(int64_t tasks, int64_t task_cost, const F& fn) {
+  const int64_t chunk = std::max<int64_t>(1, at::internal::GRAIN_SIZE / std::max<int64_t>(1, task_cost));
+  const int64_t threads = std::min<int64_t>(at::get_num_threads(), (tasks + chunk - 1) / chunk);
+  if (threads <= 1 || at::in_parallel_region()) {
+    fn(0, tasks);
+    return;
+  }
+  std::atomic<int64_t> next{0};
+  at::parallel_for(0, threads, 1, [&](int64_t, int64_t) {
+    for (int64_t begin = next.fetch_add(chunk); begin < tasks; begin = next.fetch_add(chunk)) {
+      fn(begin, std::min(begin + chunk, tasks));
+    }
+  });
+}
 
 at::Tensor patchify_forward_kernel(const at::Tensor& images_in, int64_t patch,
                                    int64_t stride) {
@@ -32,9 +59,7 @@ at::Tensor patchify_forward_kernel(const at::Tensor& images_in, int64_t patch,
   auto* dst = static_cast<char*>(patches.mutable_data_ptr());
   const int64_t row_bytes = patch * item;
   const int64_t task_elements = g.grid_w * g.channels * patch * patch;
-  const int64_t grain =
-      std::max<int64_t>(1, at::internal::GRAIN_SIZE / task_elements);
-  at::parallel_for(0, g.batch * g.grid_h, grain, [&](int64_t begin, int64_t end) {
+  parallel_chunks(g.batch * g.grid_h, task_elements, [&](int64_t begin, int64_t end) {
     for (int64_t task = begin; task < end; ++task) {
       const int64_t b = task / g.grid_h;
       const int64_t top = (task % g.grid_h) * g.stride;  // first image row
@@ -61,7 +86,9 @@ void patchify_backward_kernel_impl(const scalar_t* grad, scalar_t* image,
   using acc_t = at::opmath_type<scalar_t>;  // float for half / bfloat16
   const int64_t plane = g.height * g.width;
   const int64_t p = g.patch;
-  at::parallel_for(0, g.batch * g.channels, 1, [&](int64_t begin, int64_t end) {
+  // Work per plane: every patch element of one channel is read once.
+  const int64_t plane_cost = std::max(plane, g.grid_h * g.grid_w * p * p);
+  parallel_chunks(g.batch * g.channels, plane_cost, [&](int64_t begin, int64_t end) {
     std::vector<acc_t> acc(plane);
     for (int64_t bc = begin; bc < end; ++bc) {
       const int64_t b = bc / g.channels;
