@@ -384,7 +384,6 @@ def main(argv=None) -> dict:
         args.augment_kwargs = dict(DIGITS_AUGMENT) if args.dataset == "digits" else {}
     out_dir = Path(args.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    torch.set_num_threads(max(1, torch.get_num_threads()))
 
     rows, curves, budgets = [], [], {}
     for name in methods:
