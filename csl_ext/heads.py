@@ -18,16 +18,19 @@ def _check_dims(**dims: int) -> None:
 
 class ScaleOnlyBatchNorm1d(nn.BatchNorm1d):
     """BatchNorm1d with a learnt scale but no shift (``center=False`` in
-    TensorFlow's batch norm, as [3]'s output layer): (N, C) -> (N, C)."""
+    TensorFlow's batch norm, as [3]'s output layer): (N, C) -> (N, C).
+
+    The shift is kept as a frozen zero ``bias`` (``requires_grad=False``) so
+    that the module's parameters and checkpoints are those of nn.BatchNorm1d
+    and batch-norm converters (global BN, split BN) handle it unchanged.
+    """
 
     def __init__(self, num_features: int, **kwargs):
         super().__init__(num_features, affine=True, **kwargs)
-        self.register_parameter("bias", None)
+        self.bias.requires_grad_(False)
 
     def reset_parameters(self) -> None:
-        self.reset_running_stats()
-        if self.weight is not None:
-            nn.init.ones_(self.weight)
+        super().reset_parameters()  # weight 1, bias 0
 
 
 class ProjectionHead(nn.Module):

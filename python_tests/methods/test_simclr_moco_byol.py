@@ -25,20 +25,30 @@ def test_simclr_head_is_the_reference_code_head():
     assert [type(m) for m in layers] == [nn.Linear, nn.BatchNorm1d, nn.ReLU, nn.Linear, ScaleOnlyBatchNorm1d]
     assert (layers[0].in_features, layers[0].out_features, layers[0].bias) == (f, f, None)
     assert (layers[3].in_features, layers[3].out_features, layers[3].bias) == (f, 16, None)
-    assert layers[4].bias is None and layers[4].weight.shape == (16,)
+    # no shift: a frozen zero bias that the optimiser never sees
+    assert not layers[4].bias.requires_grad and torch.equal(layers[4].bias, torch.zeros(16))
+    assert layers[4].weight.requires_grad and layers[4].weight.shape == (16,)
+    assert all(p is not layers[4].bias for p in simclr.method_parameters())
     z = simclr.head(torch.randn(8, f))
     # train-mode BN without shift: every output feature has batch mean 0
     torch.testing.assert_close(z.mean(0), torch.zeros(16), atol=1e-5, rtol=0)
     assert build_method("simclr", **SMALL, hidden_dim=24).head.net[0].out_features == 24
 
 
-def test_scale_only_batch_norm_resets_and_loads():
+def test_scale_only_batch_norm_resets_loads_and_converts():
+    from csl_ext.methods.global_bn import GlobalBatchNorm, convert_to_global_bn
+
     bn = ScaleOnlyBatchNorm1d(3)
     bn.weight.data.fill_(2.0)
     bn.reset_parameters()
-    assert torch.equal(bn.weight, torch.ones(3)) and "bias" not in bn.state_dict()
+    assert torch.equal(bn.weight, torch.ones(3)) and torch.equal(bn.bias, torch.zeros(3))
     head = SimCLRProjectionHead(6, 4)
     head.load_state_dict(copy.deepcopy(head.state_dict()))  # checkpoints round-trip
+    x = torch.randn(5, 6)
+    expected = head(x)
+    convert_to_global_bn(head)  # what DDP training does to SimCLR
+    assert isinstance(head.net[4], GlobalBatchNorm) and not head.net[4].bias.requires_grad
+    torch.testing.assert_close(head(x), expected)
     plain = ProjectionHead(6, 5, 4, batch_norm=False)
     assert plain.net[0].bias is not None and plain.net[-1].bias is not None
 
