@@ -349,7 +349,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", default="75", help="training steps (rounded up to whole epochs), or 'example' for "
                    "the example's epochs and batch size")
     p.add_argument("--batch-size", type=int, default=256, help="ignored with --steps example")
-    p.add_argument("--image-size", type=int, default=None, help="default: the dataset's (digits: 32)")
+    p.add_argument("--image-size", type=int, default=None, help="default: the example's, else the dataset's")
     p.add_argument("--subset", type=int, default=None, help="pretrain on the first N images only")
     p.add_argument("--method-kwargs", type=json.loads, default={},
                    help='JSON {method: {kwarg: value}} merged over the example\'s KWARGS')
@@ -377,7 +377,6 @@ def main(argv=None) -> dict:
         raise SystemExit(f"--seeds must be >= 1, got {args.seeds}")
     if args.quick:
         args.subset, args.batch_size, args.steps, args.probe_epochs = 64, 32, "2", 2
-        args.image_size = args.image_size or 16
     if args.steps != "example" and (not args.steps.isdigit() or int(args.steps) < 1):
         raise SystemExit(f"--steps must be a positive integer or 'example', got {args.steps!r}")
     if args.augment_kwargs is None:
@@ -391,12 +390,12 @@ def main(argv=None) -> dict:
         kwargs.update(args.method_kwargs.get(name, {}))
         if args.quick:
             kwargs.update(QUICK_KWARGS[name])
+        batch = args.batch_size
         if args.steps == "example":
             batch, epochs = example.get("batch_size", 256), example.get("epochs", 10)
-            size = args.image_size or example.get("image_size")
-        else:
-            batch, size = args.batch_size, args.image_size
-        size = size or DEFAULT_SIZE[args.dataset]
+        # the example's image size (AMDIM's encoder is built for one size); --quick: 16 px where any size works
+        quick_size = 16 if args.quick and name in LIGHTLY_METHODS else None
+        size = args.image_size or quick_size or example.get("image_size") or DEFAULT_SIZE[args.dataset]
         cell_args = copy.copy(args)
         cell_args.image_size = size
         pretrain = load_dataset(args.dataset, SPLITS[args.dataset][0], root=args.data_root, image_size=size)
