@@ -346,6 +346,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-root", default=None)
     p.add_argument("--methods", default="simclr,moco_v2,byol,amdim,cpc_v2,yadim")
     p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--first-seed", type=int, default=0, help="seeds run from FIRST_SEED to FIRST_SEED + SEEDS - 1")
     p.add_argument("--steps", default="75", help="training steps (rounded up to whole epochs), or 'example' for "
                    "the example's epochs and batch size")
     p.add_argument("--batch-size", type=int, default=256, help="ignored with --steps example")
@@ -410,7 +411,7 @@ def main(argv=None) -> dict:
                           for split in SPLITS[args.dataset][1:])
         budgets[name] = f"{epochs * spe} x {batch} ({epochs} epochs, {size} px)"
         print(f"{name}: {budgets[name]}, kwargs {kwargs}", flush=True)
-        for seed in range(args.seeds):
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
             r, c = run_cell(cell_args, name, seed, kwargs, args.augment_kwargs, epochs, batch, pretrain_images,
                             eval_sets, out_dir)
             rows += r
