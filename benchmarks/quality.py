@@ -31,7 +31,6 @@ import copy
 import csv
 import json
 import math
-import os
 import runpy
 import statistics
 import sys
@@ -40,20 +39,19 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from csl_ext.augment import make_augmentation  # noqa: E402
-from csl_ext.data import DATASETS, DEFAULT_SIZE, SPLITS, load_dataset  # noqa: E402
-from csl_ext.data.digits import AUGMENT_OVERRIDES as DIGITS_AUGMENT  # noqa: E402
-from csl_ext.eval import evaluate_encoder, extract_features, knn_accuracy  # noqa: E402
-from csl_ext.methods import METHODS, build_method  # noqa: E402
-from csl_ext.methods.budget import ema_momentum, method_optimizer, warmup_steps  # noqa: E402
-from csl_ext.train import TrainConfig, train  # noqa: E402
-from csl_ext.train.trainer import epoch_seed  # noqa: E402
+from csl_ext.augment import make_augmentation
+from csl_ext.data import DATASETS, DEFAULT_SIZE, SPLITS, load_dataset
+from csl_ext.data.digits import AUGMENT_OVERRIDES as DIGITS_AUGMENT
+from csl_ext.eval import evaluate_encoder, extract_features, knn_accuracy
+from csl_ext.methods import METHODS, build_method
+from csl_ext.methods.budget import ema_momentum, method_optimizer, warmup_steps
+from csl_ext.train import TrainConfig, train
+from csl_ext.train.trainer import epoch_seed
 
 PROTOCOLS = ("mlp", "linear", "knn")
 EXAMPLE_FILE = {"simclr": "train_simclr.py", "moco_v2": "train_moco.py", "byol": "train_byol.py",
@@ -61,12 +59,12 @@ EXAMPLE_FILE = {"simclr": "train_simclr.py", "moco_v2": "train_moco.py", "byol":
 LIGHTLY_METHODS = ("simclr", "moco_v2", "byol")
 # --quick: models small enough that a test runs the whole pipeline in seconds
 QUICK_KWARGS = {
-    "simclr": dict(arch="resnet10", width=4, proj_dim=16),
-    "moco_v2": dict(arch="resnet10", width=4, hidden_dim=32, proj_dim=16, queue_size=64),
-    "byol": dict(arch="resnet10", width=4, hidden_dim=32, proj_dim=16),
-    "amdim": dict(ndf=8, n_rkhs=32, depth=1),
-    "cpc_v2": dict(blocks=(1, 1), width=4, context_blocks=1),
-    "yadim": dict(ndf=8, n_rkhs=32, depth=1),
+    "simclr": {"arch": "resnet10", "width": 4, "proj_dim": 16},
+    "moco_v2": {"arch": "resnet10", "width": 4, "hidden_dim": 32, "proj_dim": 16, "queue_size": 64},
+    "byol": {"arch": "resnet10", "width": 4, "hidden_dim": 32, "proj_dim": 16},
+    "amdim": {"ndf": 8, "n_rkhs": 32, "depth": 1},
+    "cpc_v2": {"blocks": (1, 1), "width": 4, "context_blocks": 1},
+    "yadim": {"ndf": 8, "n_rkhs": 32, "depth": 1},
 }
 
 
@@ -220,10 +218,10 @@ def run_cell(args, name: str, seed: int, method_kwargs: dict, augment_kwargs: di
     def score(impl, encoder, seconds, curve):
         acc = evaluate_encoder(encoder, train_set, test_set, protocols=PROTOCOLS, seed=seed, probe_kwargs=probe_kwargs)
         for proto in PROTOCOLS:
-            rows.append(dict(method=name, impl=impl, seed=seed, steps=total, batch_size=batch, protocol=proto,
-                             accuracy=round(acc[proto], 5), train_seconds=round(seconds, 1)))
+            rows.append({"method": name, "impl": impl, "seed": seed, "steps": total, "batch_size": batch,
+                         "protocol": proto, "accuracy": round(acc[proto], 5), "train_seconds": round(seconds, 1)})
         for step, knn in curve:
-            curves.append(dict(method=name, impl=impl, seed=seed, step=step, knn=round(knn, 5)))
+            curves.append({"method": name, "impl": impl, "seed": seed, "step": step, "knn": round(knn, 5)})
         print(f"  {name:8s} {impl:11s} seed {seed}: " + ", ".join(f"{p} {acc[p]:.4f}" for p in PROTOCOLS)
               + f"  ({seconds:.0f} s)", flush=True)
 
@@ -285,9 +283,9 @@ def markdown_table(summary: dict, budgets: dict, command: str) -> str:
     def yes(v):
         return "n/a" if v is None else ("yes" if v else "**no**")
 
-    lines = [f"Command: `{command}`", "",
-             "| method | budget (steps x batch) | impl | seeds | MLP | linear | kNN | beats random init "
-             "(linear and kNN) | within 1 std of lightly or above |",
+    header = ("| method | budget (steps x batch) | impl | seeds | MLP | linear | kNN | beats random init "
+              "(linear and kNN) | within 1 std of lightly or above |")
+    lines = [f"Command: `{command}`", "", header,
              "|---|---|---|---|---|---|---|---|---|"]
     for method in dict.fromkeys(m for m, _ in summary):
         v = verdicts(summary, method)

@@ -88,7 +88,7 @@ def split_validation(n: int, val_split: float | int, seed: int) -> tuple[torch.T
     if isinstance(val_split, float):
         if not 0 < val_split < 1:
             raise ValueError(f"val_split as a fraction must be in (0, 1), got {val_split!r}")
-        n_val = max(1, int(round(val_split * n)))
+        n_val = max(1, round(val_split * n))
     else:
         n_val = val_split
     if n_val < 1 or n - n_val < 2:

@@ -29,7 +29,7 @@ def warmup_steps(warmup_epochs: float, steps_per_epoch: int, total_steps: int,
     uncapped (2/3 of the run below the peak rate), 7 steps capped; over 1000
     epochs the cap (100 epochs) does not bind.
     """
-    steps = int(round(warmup_epochs * steps_per_epoch))
+    steps = round(warmup_epochs * steps_per_epoch)
     if max_fraction is not None:
         steps = min(steps, int(max_fraction * total_steps))
     return max(0, min(steps, total_steps))

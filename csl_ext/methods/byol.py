@@ -20,8 +20,13 @@ from csl_ext.encoders.resnet import ResNetEncoder
 from csl_ext.heads import PredictionHead, ProjectionHead
 from csl_ext.losses.byol import byol_loss
 from csl_ext.methods.base import Method
-from csl_ext.methods.budget import (SHORT_RUN_FRACTION, check_optimizer, ema_momentum, method_optimizer,
-                                    warmup_steps)
+from csl_ext.methods.budget import (
+    SHORT_RUN_FRACTION,
+    check_optimizer,
+    ema_momentum,
+    method_optimizer,
+    warmup_steps,
+)
 from csl_ext.methods.registry import register
 
 # lr per 256 images of each optimiser: LARS is [0]'s (Sec. C).

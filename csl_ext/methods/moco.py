@@ -20,7 +20,12 @@ from csl_ext.encoders.resnet import ResNetEncoder
 from csl_ext.heads import ProjectionHead
 from csl_ext.losses.info_nce import info_nce
 from csl_ext.methods.base import Method
-from csl_ext.methods.budget import SHORT_RUN_FRACTION, check_optimizer, ema_momentum, method_optimizer
+from csl_ext.methods.budget import (
+    SHORT_RUN_FRACTION,
+    check_optimizer,
+    ema_momentum,
+    method_optimizer,
+)
 from csl_ext.methods.registry import register
 from csl_ext.nn.split_batch_norm import convert_split_batchnorm
 

@@ -18,7 +18,12 @@ from csl_ext.encoders.resnet import ResNetEncoder
 from csl_ext.heads import SimCLRProjectionHead
 from csl_ext.losses.nt_xent import nt_xent
 from csl_ext.methods.base import Method
-from csl_ext.methods.budget import SHORT_RUN_FRACTION, check_optimizer, method_optimizer, warmup_steps
+from csl_ext.methods.budget import (
+    SHORT_RUN_FRACTION,
+    check_optimizer,
+    method_optimizer,
+    warmup_steps,
+)
 from csl_ext.methods.registry import register
 
 # lr per 256 images of each optimiser: LARS is [0]'s (B.1); its trust ratio

@@ -54,7 +54,7 @@ def test_table_is_the_mean_and_std_of_the_csv(quick_run):
     assert "--quick --methods simclr,byol" in table
     for method in ("simclr", "byol"):
         for impl in ("csl_ext", "random_init", "lightly"):
-            line = next(line for line in table.splitlines() if line.startswith(f"| {method} |") and f"| {impl} |" in line)
+            line = next(row for row in table.splitlines() if row.startswith(f"| {method} |") and f"| {impl} |" in row)
             cells = [c.strip() for c in line.strip("|").split("|")]
             assert cells[3] == "2"  # seeds
             for col, protocol in zip(cells[4:7], ("mlp", "linear", "knn")):
@@ -90,14 +90,11 @@ def test_knn_curves_start_at_the_random_init_and_end_at_the_result(quick_run):
             for seed in ("0", "1"):
                 pts = {int(c["step"]): float(c["knn"]) for c in curves
                        if (c["method"], c["impl"], c["seed"]) == (method, impl, seed)}
-                assert sorted(pts)[0] == 0 and sorted(pts)[-1] == 2
-
-                def acc(i):
-                    return float(next(r["accuracy"] for r in rows if (r["method"], r["impl"], r["seed"],
-                                                                       r["protocol"]) == (method, i, seed, "knn")))
-
-                assert pts[0] == pytest.approx(acc("random_init"), abs=1e-5)
-                assert pts[2] == pytest.approx(acc(impl), abs=1e-5)
+                assert min(pts) == 0 and max(pts) == 2
+                knn = {r["impl"]: float(r["accuracy"]) for r in rows
+                       if (r["method"], r["seed"], r["protocol"]) == (method, seed, "knn")}
+                assert pts[0] == pytest.approx(knn["random_init"], abs=1e-5)
+                assert pts[2] == pytest.approx(knn[impl], abs=1e-5)
     assert (quick_run / "knn_vs_steps.png").stat().st_size > 1000
 
 

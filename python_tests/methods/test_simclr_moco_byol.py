@@ -13,7 +13,7 @@ from csl_ext.methods.budget import ema_momentum, warmup_steps
 from csl_ext.optim import LARS
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-SMALL = dict(arch="resnet10", width=4)
+SMALL = {"arch": "resnet10", "width": 4}
 
 
 def test_simclr_head_is_the_reference_code_head():
@@ -93,9 +93,9 @@ def test_byol_target_batch_norm_statistics_are_its_own():
 @pytest.mark.parametrize("name", ["simclr", "moco_v2", "byol"])
 @pytest.mark.parametrize("optimizer,cls", [("lars", LARS), ("sgd", torch.optim.SGD), ("adam", torch.optim.Adam)])
 def test_every_method_takes_each_optimizer(name, optimizer, cls):
-    extra = dict(queue_size=64) if name == "moco_v2" else {}
+    extra = {"queue_size": 64} if name == "moco_v2" else {}
     method = build_method(name, **SMALL, optimizer=optimizer, **extra)
-    opt, sched = method.configure_optimizer(batch_size=64, total_steps=20, steps_per_epoch=2)
+    opt, _ = method.configure_optimizer(batch_size=64, total_steps=20, steps_per_epoch=2)
     assert isinstance(opt, cls)
     assert opt.defaults["lr"] == pytest.approx(method.base_lr * 64 / 256)
     params = {id(p) for g in opt.param_groups for p in g["params"]}
