@@ -27,6 +27,8 @@ from csl_ext.train.example import run_example
 # step at lr x 0.001 of its weight norm). Measured on digits, 40 epochs, MLP protocol
 # (random init: 0.967): base_lr 0.4 -> 0.881, 1.0 -> 0.947, 2.0 -> 0.975, 4.0 -> 0.978;
 # tau_base 0.96 -> 0.936 and 0.996 -> 0.953 at base_lr 1.0 (0.99 -> 0.947).
+# (Measured when BYOL still ran both views as one 2N batch and copied the online BN
+# statistics into the target; benchmarks/quality.py --methods byol --steps example re-measures.)
 KWARGS = {"arch": "resnet18", "width": 16, "hidden_dim": 256, "proj_dim": 64, "tau_base": 0.99,
           "base_lr": 4.0, "warmup_epochs": 1}
 

@@ -21,9 +21,9 @@ Command line: ``python -m csl_ext.eval.evaluate_checkpoint CKPT [--random-init]`
 from csl_ext.eval.evaluate import PROTOCOLS, evaluate_encoder
 from csl_ext.eval.features import extract_features, pool_features
 from csl_ext.eval.knn import knn_accuracy, knn_predict
-from csl_ext.eval.probe import ProbeResult, linear_probe, make_probe, mlp_probe
+from csl_ext.eval.probe import ProbeResult, default_val_split, linear_probe, make_probe, mlp_probe
 
 __all__ = [
-    "PROTOCOLS", "ProbeResult", "evaluate_encoder", "extract_features", "knn_accuracy", "knn_predict",
+    "PROTOCOLS", "ProbeResult", "default_val_split", "evaluate_encoder", "extract_features", "knn_accuracy", "knn_predict",
     "linear_probe", "make_probe", "mlp_probe", "pool_features",
 ]

@@ -43,7 +43,8 @@ def _images_and_labels(data, name: str):
 
 def evaluate_encoder(encoder: nn.Module, train_set, test_set, *, protocols: Sequence[str] = PROTOCOLS,
                      device=None, batch_size: int = 256, mean=None, std=None, k: int = 20,
-                     temperature: float = 0.07, seed: int = 0, probe_kwargs: dict | None = None) -> dict[str, float]:
+                     temperature: float = 0.07, seed: int = 0, val_split: float | int | None = None,
+                     probe_kwargs: dict | None = None) -> dict[str, float]:
     """Test accuracies of a frozen encoder under the chosen protocols.
 
     Features are extracted once per split (`extract_features`) and shared by
@@ -59,7 +60,12 @@ def evaluate_encoder(encoder: nn.Module, train_set, test_set, *, protocols: Sequ
         batch_size: images per encoder forward pass.
         mean, std: input normalisation (default: the eval augmentation's).
         k, temperature: of the kNN.
-        seed: of the probes.
+        seed: of the probes (and of their validation split).
+        val_split: the probes hold out this fraction / number of training
+            rows as a validation split and report the test accuracy of the
+            epoch best on it (see csl_ext.eval.probe); None: no validation.
+            ``default_val_split(dataset)`` gives 0.1 for CIFAR-10 / STL-10
+            (45k / 5k on CIFAR-10) and None for the others.
         probe_kwargs: extra arguments of `mlp_probe` / `linear_probe`
             (epochs, lr, weight_decay, batch_size, ...; "hidden" goes to the MLP only).
 
@@ -85,6 +91,7 @@ def evaluate_encoder(encoder: nn.Module, train_set, test_set, *, protocols: Sequ
     (train_x, train_y), (test_x, test_y) = feats["train"], feats["test"]
 
     probe_kwargs = dict(probe_kwargs or {})
+    probe_kwargs.setdefault("val_split", val_split)
     hidden = probe_kwargs.pop("hidden", 1024)
     results = {}
     for protocol in protocols:

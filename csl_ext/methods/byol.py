@@ -8,6 +8,8 @@ to 1 on a cosine schedule. Optimiser: LARS, lr 0.2 x B / 256, weight decay
 1.5e-6, 10 warm-up epochs, cosine; global batch norm under DDP.
 
 - [0]: BYOL, Grill et al. 2020, https://arxiv.org/abs/2006.07733
+- [1]: google-deepmind/deepmind-research, byol/byol_experiment.py
+  (``apply_once_fn`` per view; online and target states kept apart)
 """
 import copy
 import math
@@ -18,8 +20,17 @@ from csl_ext.encoders.resnet import ResNetEncoder
 from csl_ext.heads import PredictionHead, ProjectionHead
 from csl_ext.losses.byol import byol_loss
 from csl_ext.methods.base import Method
+from csl_ext.methods.budget import (
+    SHORT_RUN_FRACTION,
+    check_optimizer,
+    ema_momentum,
+    method_optimizer,
+    warmup_steps,
+)
 from csl_ext.methods.registry import register
-from csl_ext.optim.lars import lars_warmup_cosine
+
+# lr per 256 images of each optimiser: LARS is [0]'s (Sec. C).
+DEFAULT_BASE_LR = {"lars": 0.2, "sgd": 0.05, "adam": 1e-3}
 
 
 def byol_tau(step: int, total_steps: int, tau_base: float = 0.996) -> float:
@@ -31,58 +42,89 @@ def byol_tau(step: int, total_steps: int, tau_base: float = 0.996) -> float:
 class BYOL(Method):
     """BYOL [0].
 
+    Each view goes through the online and the target network on its own, so
+    batch norm normalises each view with its own statistics, as [1] does
+    (``apply_once_fn`` per view); the target network runs in training mode and
+    its BN running statistics are its own (updated by its forward passes, not
+    copied from the online network), as [1] keeps ``target_state`` apart.
+    [1] initialises the two networks from different seeds and reports no
+    difference; here the target starts as a copy of the online network.
+
     Args:
         arch, cifar_stem, width: the ResNet encoder.
         hidden_dim, proj_dim: projector and predictor MLPs (4096 -> 256 in [0]).
-        tau_base: initial target EMA coefficient (0.996).
-        base_lr, weight_decay, warmup_epochs: LARS settings (0.2, 1.5e-6, 10).
+        tau_base: initial target EMA coefficient (0.996 in [0]).
+        optimizer: ``"lars"`` ([0]'s, default), ``"sgd"`` or ``"adam"``.
+        base_lr: lr per 256 images; None: 0.2 for LARS ([0], Sec. C), 0.05
+            for SGD, 1e-3 for Adam.
+        weight_decay: 1.5e-6 in [0].
+        warmup_epochs: linear warm-up epochs (10 in [0]).
+        short_run_fraction: the warm-up and the target's memory 1 / (1 - tau)
+            are each at most this fraction of the run (default 0.1; None: the
+            paper's values whatever the length). [0] trains 300-1000 epochs:
+            tau_base = 0.996 averages ~250 steps, which is all of a 75-step run
+            and leaves the target at its random initialisation, so the online
+            network regresses random features. Over 75 steps tau_base becomes
+            0.867; from 2500 steps on it stays 0.996.
         num_classes: online probe classes (None: no probe).
 
     State saved in checkpoints: the target network (target_encoder,
-    target_head) as ordinary (frozen) parameters.
+    target_head) as ordinary (frozen) parameters and its own BN buffers.
     """
 
     augmentation = "byol"
     global_bn = True
 
     def __init__(self, arch="resnet18", cifar_stem=True, width=64, hidden_dim=4096, proj_dim=256,
-                 tau_base=0.996, base_lr=0.2, weight_decay=1.5e-6, warmup_epochs=10, num_classes=None):
+                 tau_base=0.996, optimizer: str = "lars", base_lr: float | None = None, weight_decay=1.5e-6,
+                 warmup_epochs=10, short_run_fraction: float | None = SHORT_RUN_FRACTION, num_classes=None):
         super().__init__(num_classes)
         if not 0 <= tau_base <= 1:
             raise ValueError(f"tau_base must be in [0, 1], got {tau_base!r}")
+        self.optimizer = check_optimizer(optimizer)
         self.encoder = ResNetEncoder(arch, cifar_stem=cifar_stem, width=width)
         self.feature_dim = self.encoder.feature_dim
         self.head = ProjectionHead(self.feature_dim, hidden_dim, proj_dim, batch_norm=True)
         self.predictor = PredictionHead(proj_dim, hidden_dim)
         self.target_encoder = copy.deepcopy(self.encoder).requires_grad_(False)
         self.target_head = copy.deepcopy(self.head).requires_grad_(False)
-        self.tau_base, self.base_lr, self.weight_decay = tau_base, base_lr, weight_decay
-        self.warmup_epochs = warmup_epochs
+        self.tau_base, self.weight_decay = tau_base, weight_decay
+        self.base_lr = DEFAULT_BASE_LR[optimizer] if base_lr is None else base_lr
+        self.warmup_epochs, self.short_run_fraction = warmup_epochs, short_run_fraction
         self.tau = tau_base
         self._make_probe()
 
+    def _online(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """x: (N, 3, H, W) -> (features (N, F), prediction (N, D))."""
+        h = self.encoder(x)
+        return h, self.predictor(self.head(h)).float()
+
+    @torch.no_grad()
+    def _target(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (N, 3, H, W) -> target projection (N, D), in the module's mode."""
+        return self.target_head(self.target_encoder(x)).float()
+
     def ssl_step(self, views):
         x1, x2 = views
-        n = x1.shape[0]
-        x = torch.cat([x1, x2])  # 2N x 3 x H x W
-        h = self.encoder(x)  # 2N x F
-        p = self.predictor(self.head(h)).float()  # 2N x D
-        with torch.no_grad():
-            z = self.target_head(self.target_encoder(x)).float()  # 2N x D
+        # one view per pass: BN statistics per view, as [1]
+        h1, p1 = self._online(x1)  # N x F, N x D
+        _, p2 = self._online(x2)
+        z1, z2 = self._target(x1), self._target(x2)  # N x D each, no gradient
         # symmetrised: view 1 predicts view 2's target and vice versa ([0], Eq. 2)
-        loss = byol_loss(p[:n], z[n:]) + byol_loss(p[n:], z[:n])
-        return loss, h[:n]
+        loss = byol_loss(p1, z2) + byol_loss(p2, z1)
+        return loss, h1
 
     @torch.no_grad()
     def on_step_end(self, step, total_steps):
-        self.tau = byol_tau(step, total_steps, self.tau_base)
+        tau_base = ema_momentum(self.tau_base, total_steps, self.short_run_fraction)
+        self.tau = byol_tau(step, total_steps, tau_base)
         for online, target in ((self.encoder, self.target_encoder), (self.head, self.target_head)):
+            # parameters only: the target's BN running statistics are its own ([1])
             for p, t in zip(online.parameters(), target.parameters()):
                 t.mul_(self.tau).add_(p.detach(), alpha=1 - self.tau)
-            # BN running statistics follow the online network (as in [0]'s code)
-            for b, tb in zip(online.buffers(), target.buffers()):
-                tb.copy_(b)
 
     def configure_optimizer(self, batch_size, total_steps, steps_per_epoch):
-        return lars_warmup_cosine(self.method_parameters(), self.base_lr, batch_size, self.weight_decay,
-                                  total_steps, self.warmup_epochs * steps_per_epoch)
+        warmup = warmup_steps(self.warmup_epochs, steps_per_epoch, total_steps, self.short_run_fraction)
+        return method_optimizer(self.optimizer, self.method_parameters(), base_lr=self.base_lr,
+                                batch_size=batch_size, weight_decay=self.weight_decay, total_steps=total_steps,
+                                warmup=warmup)

@@ -57,3 +57,15 @@ def test_mismatched_labels():
     x = torch.zeros(4, 3, 16, 16, dtype=torch.uint8)
     with pytest.raises(ValueError, match="train_set"):
         evaluate_encoder(tiny_conv(), (x, torch.zeros(3, dtype=torch.long)), (x, torch.zeros(4, dtype=torch.long)))
+
+
+def test_evaluate_encoder_validation_split_reaches_both_probes(digits):
+    train, test = digits
+    enc = tiny_conv()
+    kw = dict(protocols=("mlp", "linear"), probe_kwargs=dict(epochs=3))
+    plain = evaluate_encoder(enc, train, test, **kw)
+    validated = evaluate_encoder(enc, train, test, val_split=0.1, **kw)
+    same = evaluate_encoder(enc, train, test, probe_kwargs=dict(epochs=3, val_split=0.1), protocols=("mlp", "linear"))
+    assert validated == same and validated != plain  # fewer training rows and model selection change the result
+    with pytest.raises(ValueError, match="val_split"):
+        evaluate_encoder(enc, train, test, val_split=2.0, protocols=("linear",))

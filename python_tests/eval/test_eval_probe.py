@@ -3,7 +3,8 @@ import pytest
 import torch
 from torch import nn
 
-from csl_ext.eval import linear_probe, make_probe, mlp_probe
+from csl_ext.eval import default_val_split, linear_probe, make_probe, mlp_probe
+from csl_ext.eval.probe import split_validation
 
 
 def separable(n, dim=16, classes=4, seed=0):
@@ -84,3 +85,52 @@ def test_probe_mismatched_inputs():
         mlp_probe(x, y.float(), x, y)
     with pytest.raises(ValueError, match="num_classes"):
         make_probe(16, 1)
+
+
+def test_mlp_dropout_is_amdims_classifiers():
+    # amdim-public model.py: Evaluator builds MLPClassifier(n_hidden=1024, p=0.2)
+    x, y = separable(64)
+    drops = [m.p for m in mlp_probe(x, y, x, y, epochs=1).model.modules() if isinstance(m, nn.Dropout)]
+    assert drops == [0.2, 0.2]
+
+
+@pytest.mark.parametrize("probe", [mlp_probe, linear_probe])
+def test_validation_split_selects_the_best_epoch(probe):
+    train_x, train_y = separable(300, seed=0)
+    test_x, test_y = separable(200, seed=1)
+    g = torch.Generator().manual_seed(3)
+    noisy_y = torch.where(torch.rand(300, generator=g) < 0.3, torch.randint(0, 4, (300,), generator=g), train_y)
+    res = probe(train_x, noisy_y, test_x, test_y, epochs=8, batch_size=32, lr=3e-2, val_split=0.2, seed=4)
+    assert res.best_epoch is not None and 1 <= res.best_epoch <= 8 and res.epochs == 8
+    # the returned model is the one that scored val_accuracy on the held-out rows
+    fit_rows, val_rows = split_validation(300, 0.2, seed=4)
+    assert len(val_rows) == 60 and len(set(fit_rows.tolist()) | set(val_rows.tolist())) == 300
+    res.model.eval()
+    with torch.no_grad():
+        pred = res.model((train_x[val_rows] - res.mean) / res.std).argmax(1)
+    assert float((pred == noisy_y[val_rows]).float().mean()) == pytest.approx(res.val_accuracy)
+    # standardised with the 240 training rows only
+    torch.testing.assert_close(res.mean, train_x[fit_rows].mean(0))
+    plain = probe(train_x, noisy_y, test_x, test_y, epochs=8, batch_size=32, lr=3e-2, seed=4)
+    assert plain.val_accuracy is None and plain.best_epoch is None
+
+
+def test_validation_patience_stops_early():
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(200, 8, generator=g), torch.randint(0, 4, (200,), generator=g)  # nothing to learn
+    res = mlp_probe(x, y, x, y, epochs=40, batch_size=50, val_split=50, patience=2)
+    assert res.epochs < 40 and res.epochs - res.best_epoch == 2
+
+
+@pytest.mark.parametrize("val_split", [0.0, 1.0, 1.5, 0, 199, "10%", True])
+def test_bad_validation_split(val_split):
+    x, y = separable(200)
+    with pytest.raises(ValueError, match="val_split"):
+        mlp_probe(x, y, x, y, epochs=1, val_split=val_split)
+    with pytest.raises(ValueError, match="patience"):
+        mlp_probe(x, y, x, y, epochs=1, val_split=0.1, patience=0)
+
+
+def test_default_validation_split_per_dataset():
+    assert default_val_split("cifar10") == 0.1 and default_val_split("stl10") == 0.1
+    assert default_val_split("digits") is None and default_val_split("folder") is None

@@ -1,0 +1,144 @@
+"""SimCLR's head as its authors' code, BYOL's per-view passes and own target
+BN statistics, the optimiser choice and the short-run rules of SimCLR, MoCo
+v2 and BYOL."""
+import copy
+
+import pytest
+import torch
+from torch import nn
+
+from csl_ext.heads import ProjectionHead, ScaleOnlyBatchNorm1d, SimCLRProjectionHead
+from csl_ext.methods import build_method
+from csl_ext.methods.budget import ema_momentum, warmup_steps
+from csl_ext.optim import LARS
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+SMALL = {"arch": "resnet10", "width": 4}
+
+
+def test_simclr_head_is_the_reference_code_head():
+    # google-research/simclr model_util.projection_head: hidden = feature size, BN on both
+    # layers, the output layer with neither bias nor BN shift
+    simclr = build_method("simclr", **SMALL, proj_dim=16)
+    f = simclr.feature_dim
+    layers = list(simclr.head.net)
+    assert [type(m) for m in layers] == [nn.Linear, nn.BatchNorm1d, nn.ReLU, nn.Linear, ScaleOnlyBatchNorm1d]
+    assert (layers[0].in_features, layers[0].out_features, layers[0].bias) == (f, f, None)
+    assert (layers[3].in_features, layers[3].out_features, layers[3].bias) == (f, 16, None)
+    # no shift: a frozen zero bias that the optimiser never sees
+    assert not layers[4].bias.requires_grad and torch.equal(layers[4].bias, torch.zeros(16))
+    assert layers[4].weight.requires_grad and layers[4].weight.shape == (16,)
+    assert all(p is not layers[4].bias for p in simclr.method_parameters())
+    z = simclr.head(torch.randn(8, f))
+    # train-mode BN without shift: every output feature has batch mean 0
+    torch.testing.assert_close(z.mean(0), torch.zeros(16), atol=1e-5, rtol=0)
+    assert build_method("simclr", **SMALL, hidden_dim=24).head.net[0].out_features == 24
+
+
+def test_scale_only_batch_norm_resets_loads_and_converts():
+    from csl_ext.methods.global_bn import GlobalBatchNorm, convert_to_global_bn
+
+    bn = ScaleOnlyBatchNorm1d(3)
+    bn.weight.data.fill_(2.0)
+    bn.reset_parameters()
+    assert torch.equal(bn.weight, torch.ones(3)) and torch.equal(bn.bias, torch.zeros(3))
+    head = SimCLRProjectionHead(6, 4)
+    head.load_state_dict(copy.deepcopy(head.state_dict()))  # checkpoints round-trip
+    x = torch.randn(5, 6)
+    expected = head(x)
+    convert_to_global_bn(head)  # what DDP training does to SimCLR
+    assert isinstance(head.net[4], GlobalBatchNorm) and not head.net[4].bias.requires_grad
+    torch.testing.assert_close(head(x), expected)
+    plain = ProjectionHead(6, 5, 4, batch_norm=False)
+    assert plain.net[0].bias is not None and plain.net[-1].bias is not None
+
+
+def test_byol_passes_each_view_through_the_networks_alone():
+    torch.manual_seed(0)
+    byol = build_method("byol", **SMALL, hidden_dim=16, proj_dim=8)
+    x1, x2 = torch.randn(6, 3, 16, 16), torch.randn(6, 3, 16, 16) * 3 + 1
+    reference = copy.deepcopy(byol)
+    _, h1 = byol.ssl_step((x1, x2))
+    # batch norm statistics of view 1 alone: x2 (another scale and shift) plays no part
+    torch.testing.assert_close(h1, reference.encoder(x1))
+
+
+def test_byol_target_batch_norm_statistics_are_its_own():
+    torch.manual_seed(0)
+    byol = build_method("byol", **SMALL, hidden_dim=16, proj_dim=8)
+    opt, _ = byol.configure_optimizer(batch_size=6, total_steps=10, steps_per_epoch=10)
+
+    def step(i, x1, x2):
+        loss, _ = byol.ssl_step((x1, x2))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        byol.on_step_end(i, 10)
+
+    step(0, torch.randn(6, 3, 16, 16), torch.randn(6, 3, 16, 16))  # online and target now differ
+    target_before = copy.deepcopy(byol.target_encoder)
+    x1, x2 = torch.randn(6, 3, 16, 16), torch.randn(6, 3, 16, 16)
+    step(1, x1, x2)
+    # what the target's own forward passes (view 1, then view 2) leave in its buffers
+    with torch.no_grad():
+        target_before(x1)
+        target_before(x2)
+    for (name, mine), expected in zip(byol.target_encoder.named_buffers(), target_before.buffers()):
+        torch.testing.assert_close(mine, expected, msg=name)
+    means = [(t, o) for (n, t), o in zip(byol.target_encoder.named_buffers(), byol.encoder.buffers())
+             if n.endswith("running_mean")]
+    assert any(not torch.allclose(t, o) for t, o in means), "target BN buffers were copied from the online network"
+
+
+@pytest.mark.parametrize("name", ["simclr", "moco_v2", "byol"])
+@pytest.mark.parametrize("optimizer,cls", [("lars", LARS), ("sgd", torch.optim.SGD), ("adam", torch.optim.Adam)])
+def test_every_method_takes_each_optimizer(name, optimizer, cls):
+    extra = {"queue_size": 64} if name == "moco_v2" else {}
+    method = build_method(name, **SMALL, optimizer=optimizer, **extra)
+    opt, _ = method.configure_optimizer(batch_size=64, total_steps=20, steps_per_epoch=2)
+    assert isinstance(opt, cls)
+    assert opt.defaults["lr"] == pytest.approx(method.base_lr * 64 / 256)
+    params = {id(p) for g in opt.param_groups for p in g["params"]}
+    assert params == {id(p) for p in method.method_parameters()}
+
+
+def test_default_optimizers_are_the_papers():
+    assert build_method("simclr", **SMALL).optimizer == "lars" and build_method("byol", **SMALL).optimizer == "lars"
+    moco = build_method("moco_v2", **SMALL, queue_size=64)
+    assert (moco.optimizer, moco.base_lr) == ("sgd", 0.03)
+    assert build_method("simclr", **SMALL).base_lr == 0.3 and build_method("byol", **SMALL).base_lr == 0.2
+    assert build_method("simclr", **SMALL, optimizer="adam").base_lr == 1e-3
+    with pytest.raises(ValueError, match="optimizer must be one of"):
+        build_method("byol", **SMALL, optimizer="rmsprop")
+
+
+def test_short_run_rules():
+    # SimCLR's 10 warm-up epochs of 5 steps in a 75-step run: capped at 10% of it
+    assert warmup_steps(10, 5, 75) == 7 and warmup_steps(10, 5, 75, max_fraction=None) == 50
+    assert warmup_steps(10, 100, 100_000) == 1000  # a paper-length run keeps its 10 epochs
+    assert ema_momentum(0.999, 75) == pytest.approx(1 - 1 / 7.5)
+    assert ema_momentum(0.999, 100_000) == 0.999 and ema_momentum(0.999, 75, None) == 0.999
+    assert ema_momentum(0.99, 5) == 0.99  # a horizon under one step: nothing to cap
+
+
+def test_moco_and_byol_momentum_follow_the_run_length():
+    moco = build_method("moco_v2", **SMALL, queue_size=64)
+    moco.configure_optimizer(batch_size=64, total_steps=75, steps_per_epoch=5)
+    assert moco.current_momentum == pytest.approx(1 - 1 / 7.5)
+    moco.configure_optimizer(batch_size=64, total_steps=200_000, steps_per_epoch=5)
+    assert moco.current_momentum == 0.999
+    paper = build_method("moco_v2", **SMALL, queue_size=64, short_run_fraction=None)
+    paper.configure_optimizer(batch_size=64, total_steps=75, steps_per_epoch=5)
+    assert paper.current_momentum == 0.999
+    byol = build_method("byol", **SMALL)
+    byol.on_step_end(0, 75)
+    assert byol.tau == pytest.approx(1 - 1 / 7.5, abs=1e-3)  # tau_base 0.996 capped, then the cosine rise
+    byol.on_step_end(0, 100_000)
+    assert byol.tau == pytest.approx(0.996)
+
+
+def test_simclr_warmup_is_capped_in_short_runs():
+    simclr = build_method("simclr", **SMALL)
+    _, sched = simclr.configure_optimizer(batch_size=256, total_steps=75, steps_per_epoch=5)
+    factors = [sched.lr_lambdas[0](s) for s in range(10)]
+    assert factors[6] == pytest.approx(1.0) and factors[0] == pytest.approx(1 / 7)
