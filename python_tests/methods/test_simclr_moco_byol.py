@@ -36,7 +36,7 @@ def test_simclr_head_is_the_reference_code_head():
 
 
 def test_scale_only_batch_norm_resets_loads_and_converts():
-    from csl_ext.methods.global_bn import GlobalBatchNorm, convert_to_global_bn
+    from csl_ext.nn.global_batch_norm import GlobalBatchNorm, convert_to_global_bn
 
     bn = ScaleOnlyBatchNorm1d(3)
     bn.weight.data.fill_(2.0)
