@@ -6,8 +6,42 @@
 #include <algorithm>
 #include <vector>
 
+// MKL (which x86 builds of torch link) runs a GEMM called inside a parallel
+// region on nested threads of its own; with several threads per core, e.g.
+// a shared machine, each of the many small per-image GEMMs of the maps
+// layout then waits on a contended pool (~10x slower). The workers below ask
+// for one BLAS thread each through MKL's Fortran binding (argument by
+// pointer; torch exports it, and its C name is an alias of it). Weak: absent
+// in builds without MKL.
+#if defined(__GNUC__) && defined(__linux__)
+extern "C" int mkl_set_num_threads_local_(const int* threads) __attribute__((weak));
+#else
+static int (*const mkl_set_num_threads_local_)(const int*) = nullptr;
+#endif
+
 namespace csl_ext {
 namespace {
+
+// One BLAS thread for this thread while alive (MKL only; else nothing).
+class SingleThreadedBlas {
+ public:
+  SingleThreadedBlas() {
+    if (mkl_set_num_threads_local_ != nullptr) {
+      const int one = 1;
+      previous_ = mkl_set_num_threads_local_(&one);
+    }
+  }
+  ~SingleThreadedBlas() {
+    if (mkl_set_num_threads_local_ != nullptr) {
+      mkl_set_num_threads_local_(&previous_);  // 0: back to the global setting
+    }
+  }
+  SingleThreadedBlas(const SingleThreadedBlas&) = delete;
+  SingleThreadedBlas& operator=(const SingleThreadedBlas&) = delete;
+
+ private:
+  int previous_ = 0;
+};
 
 // tile = scale * A_R B^T (float32 out of low-precision inputs).
 void score_gemm(const ScoreTiles& tiles, const at::Tensor& anchors_rows,
@@ -165,8 +199,12 @@ at::Tensor for_each_score_tile(const ScoreTiles& tiles,
     return tiles.need_grad_b ? at::zeros(tiles.candidates.sizes(), opts)
                              : at::Tensor();
   }
-  const int64_t rows =
+  int64_t rows =
       std::max<int64_t>(1, std::min<int64_t>(n, tiles.tile_elements / m));
+  if (tiles.parallel_row_blocks) {  // at least one block per thread
+    const int64_t threads = at::get_num_threads();
+    rows = std::max<int64_t>(1, std::min(rows, (n + threads - 1) / threads));
+  }
   const int64_t blocks = (n + rows - 1) / rows;
   if (!tiles.parallel_row_blocks || blocks == 1) {
     auto workspace = at::empty({rows, m}, opts);
@@ -178,6 +216,7 @@ at::Tensor for_each_score_tile(const ScoreTiles& tiles,
   // and dB partial; ops called inside the region run single-threaded.
   std::vector<at::Tensor> partials(at::get_num_threads());
   at::parallel_for(0, blocks, 1, [&](int64_t first, int64_t last) {
+    const SingleThreadedBlas one_blas_thread;
     auto workspace = at::empty({rows, m}, opts);
     auto grad_b = new_grad_b();
     run_row_range(tiles, epilogue, first * rows, std::min(n, last * rows),
