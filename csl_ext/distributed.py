@@ -6,7 +6,7 @@ process that produced each slice; `gather_no_grad` does NOT and says so.
 import torch
 import torch.distributed as dist
 
-__all__ = ["is_distributed", "rank", "world_size", "gather", "gather_no_grad", "all_reduce_mean"]
+__all__ = ["all_reduce_mean", "gather", "gather_no_grad", "is_distributed", "rank", "world_size"]
 
 
 def is_distributed() -> bool:

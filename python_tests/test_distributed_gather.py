@@ -142,9 +142,9 @@ def test_amdim_nce_and_cpc_infonce_gathered_equal_one_process_on_the_whole_batch
 # Small widths; AMDIM's comparisons take their anchors from the 1x1 map, so
 # that no random source location differs between one and two processes.
 METHODS = {
-    "amdim": dict(image_size=32, ndf=4, n_rkhs=8, depth=1, comparisons="(-1:-2)+(-1:-3)"),
-    "yadim": dict(image_size=32, ndf=4, n_rkhs=8, depth=1, patch_stage=False),
-    "cpc_v2": dict(image_size=16, blocks=(1,), width=4, context_blocks=1, offsets=(2, 3)),
+    "amdim": {"image_size": 32, "ndf": 4, "n_rkhs": 8, "depth": 1, "comparisons": "(-1:-2)+(-1:-3)"},
+    "yadim": {"image_size": 32, "ndf": 4, "n_rkhs": 8, "depth": 1, "patch_stage": False},
+    "cpc_v2": {"image_size": 16, "blocks": (1,), "width": 4, "context_blocks": 1, "offsets": (2, 3)},
 }
 
 
@@ -206,4 +206,6 @@ def test_amdim_cpc_yadim_two_processes_equal_one_process_on_the_whole_batch():
             grads = results[(name, r)][1]
             for key, p in method.named_parameters():
                 if p.grad is not None:
-                    torch.testing.assert_close(grads[key], p.grad, rtol=1e-4, atol=1e-4 * scale, msg=f"{name} rank {r}: {key}")
+                    torch.testing.assert_close(
+                        grads[key], p.grad, rtol=1e-4, atol=1e-4 * scale, msg=f"{name} rank {r}: {key}"
+                    )

@@ -10,10 +10,16 @@ import torch
 from torch import nn
 
 from csl_ext import distributed
-from csl_ext.ops._checks import check_finite, check_positive, check_same, check_tensor, value_checks_enabled
+from csl_ext.ops._checks import (
+    check_finite,
+    check_positive,
+    check_same,
+    check_tensor,
+    value_checks_enabled,
+)
 from csl_ext.ops.amdim_nce import amdim_nce_reference, amdim_nce_terms
 
-__all__ = ["amdim_nce", "amdim_nce_reference", "AmdimNCELoss"]
+__all__ = ["AmdimNCELoss", "amdim_nce", "amdim_nce_reference"]
 
 
 def amdim_nce(

@@ -15,7 +15,7 @@ from csl_ext.ops._checks import check_same, check_tensor
 from csl_ext.ops._dtypes import compute_dtype
 from csl_ext.ops.info_nce_lse import info_nce_lse
 
-__all__ = ["cpc_infonce", "cpc_infonce_reference", "CPCInfoNCELoss"]
+__all__ = ["CPCInfoNCELoss", "cpc_infonce", "cpc_infonce_reference"]
 
 
 def cpc_infonce(

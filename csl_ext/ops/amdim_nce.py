@@ -16,7 +16,7 @@ from csl_ext._extension import has_extension, warn_fallback
 from csl_ext.ops._checks import value_checks_enabled
 from csl_ext.ops._dtypes import compute_dtype
 
-__all__ = ["amdim_nce_terms", "amdim_nce_reference"]
+__all__ = ["amdim_nce_reference", "amdim_nce_terms"]
 
 
 def amdim_nce_terms(

@@ -10,10 +10,15 @@ import math
 import torch
 
 from csl_ext._extension import has_extension, warn_fallback
-from csl_ext.ops._checks import check_finite, check_same, check_tensor, value_checks_enabled
+from csl_ext.ops._checks import (
+    check_finite,
+    check_same,
+    check_tensor,
+    value_checks_enabled,
+)
 from csl_ext.ops._dtypes import compute_dtype
 
-__all__ = ["info_nce_lse", "info_nce_lse_reference", "info_nce_logits_reference", "MASKS"]
+__all__ = ["MASKS", "info_nce_logits_reference", "info_nce_lse", "info_nce_lse_reference"]
 
 # Mask modes, in the order of the C++ enum InfoNceMask.
 MASKS = ("none", "diag", "block")

@@ -22,11 +22,12 @@ template <const AmdimNceEpilogue* kEpilogue>
 struct AmdimNceRegistration {
   static std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> forward(
       const at::Tensor& anchors, const at::Tensor& candidates,
-      const c10::optional<at::Tensor>& weight_factors, int64_t block_size, int64_t block_offset, double scale, double tclip,
-      double loss_weight, double reg_weight, bool compute_grad) {
+      const c10::optional<at::Tensor>& weight_factors, int64_t block_size,
+      int64_t block_offset, double scale, double tclip, double loss_weight,
+      double reg_weight, bool compute_grad) {
     const auto params = amdim_nce_check_args(
-        anchors, candidates, weight_factors, block_size, block_offset, scale, tclip,
-        loss_weight, reg_weight, compute_grad);
+        anchors, candidates, weight_factors, block_size, block_offset, scale,
+        tclip, loss_weight, reg_weight, compute_grad);
     const c10::DeviceGuard guard(anchors.device());
     return amdim_nce_tiled(anchors, candidates, weight_factors, params,
                            *kEpilogue);
