@@ -6,9 +6,13 @@ fused op against the materialised formulas.
 
 Variants, each computing the same loss(es) and the gradients of all inputs:
 - csl_ext: csl_ext.losses.amdim_nce / cpc_infonce on the fused op.
-- materialised: AMDIM's reference formulation, with one (B, B*H*W) score
-  matrix and its masks; for CPC, step by step with each step's (rows,
-  B*H*W) logits and F.cross_entropy.
+- materialised: for AMDIM, the op sequence of pl_bolts' AmdimNCELoss
+  (pl_bolts/losses/self_supervised_learning.py, lightning-bolts 0.7.0: one
+  (B, B*H*W) score matrix, float masks, a max-shifted sum of exp), fed as
+  pl_bolts' task feeds it (the map permuted to (D, B*H*W)); pl_bolts itself
+  is not installed here (it needs pytorch_lightning), so the benchmark
+  carries the same formulation. For CPC, step by step with each step's
+  (rows, B*H*W) logits and F.cross_entropy.
 - gemms: the GEMMs of the logits' shape that a materialised forward +
   backward needs (three), a lower bound for comparison, not a loss.
 
@@ -32,8 +36,9 @@ from csl_ext.losses import amdim_nce, cpc_infonce
 
 # (B, D): AMDIM on CIFAR-10 (batch 200, n_rkhs 1024), where the (B, B*HW)
 # scores (7.5 MiB at 7x7) are 5x smaller than the positives' gradient; and a
-# larger batch with D = 128, where the scores dominate the memory.
-AMDIM_SHAPES = {"cifar": (200, 1024), "large_batch": (512, 128)}
+# larger batch with D = 256, where the scores dominate the memory.
+AMDIM_SHAPES = {"cifar": (200, 1024), "large_batch": (512, 256)}
+AMDIM_CASES = [("cifar", 7, "nchw"), ("cifar", 7, "channels_last"), ("cifar", 5, "nchw"), ("large_batch", 7, "nchw")]
 CPC_B, CPC_D, CPC_GRID, CPC_OFFSETS = 64, 64, 7, tuple(range(1, 7))
 
 
@@ -158,7 +163,7 @@ def _cpc_run(variant):
     return run, setup
 
 
-@pytest.mark.parametrize("shape,grid,layout", [("cifar", 5, "nchw"), ("cifar", 7, "nchw"), ("cifar", 7, "channels_last"), ("large_batch", 7, "nchw")])
+@pytest.mark.parametrize("shape,grid,layout", AMDIM_CASES)
 @pytest.mark.parametrize("variant", ["csl_ext", "materialised", "gemms"])
 def test_amdim_nce_forward_backward(benchmark, variant, shape, grid, layout):
     run, setup = _amdim_run(variant, grid, layout, shape)
@@ -195,32 +200,40 @@ def interleaved(cases, rounds: int = 15) -> dict:
     return best
 
 
-if __name__ == "__main__":
-    # PYTHONPATH=. python benchmarks/test_bench_amdim_cpc.py: interleaved
-    # minima and peaks; OMP_NUM_THREADS=1 when other jobs share the cores
-    # (an oversubscribed OpenMP pool makes every small parallel op wait).
-    print(f"threads: {torch.get_num_threads()}")
+def main(threads=(1, 2), rounds: int = 15) -> None:
+    """Interleaved minima and peaks at each thread count, as one table."""
+    print(
+        "| case | threads | csl_ext (ms) | materialised (ms) | gemms (ms) | csl_ext / gemms "
+        "| speed-up over materialised | peak ratio | working ratio |\n|---|---|---|---|---|---|---|---|---|"
+    )
     suites = {
-        f"amdim_nce B={AMDIM_SHAPES[s][0]} D={AMDIM_SHAPES[s][1]} {g}x{g} {lay}": {
+        f"amdim_nce B={AMDIM_SHAPES[s][0]} D={AMDIM_SHAPES[s][1]} {g}x{g} {lay}": lambda s=s, g=g, lay=lay: {
             v: _amdim_run(v, g, lay, s) for v in ("csl_ext", "materialised", "gemms")
         }
-        for s, g, lay in [("cifar", 5, "nchw"), ("cifar", 7, "nchw"), ("cifar", 7, "channels_last"), ("large_batch", 7, "nchw")]
+        for s, g, lay in AMDIM_CASES
     }
-    suites[f"cpc_infonce B={CPC_B} D={CPC_D} {CPC_GRID}x{CPC_GRID} offsets 1..6"] = {
+    suites[f"cpc_infonce B={CPC_B} D={CPC_D} {CPC_GRID}x{CPC_GRID} offsets 1..6"] = lambda: {
         v: _cpc_run(v) for v in ("csl_ext", "materialised", "gemms")
     }
-    for title, cases in suites.items():
-        best = interleaved(cases)
-        peaks = {name: peak_allocated_bytes(*case) / 2**20 for name, case in cases.items()}
-        working = {name: peaks[name] - gradient_bytes(case[0]) / 2**20 for name, case in cases.items()}
-        print(f"\n**{title}** (best of 15 interleaved rounds; ratios: variant / materialised)\n")
-        print(
-            "| variant | best time (ms) | time ratio | peak allocated (MiB) | memory ratio "
-            "| working memory (MiB) | working ratio |\n|---|---|---|---|---|---|---|"
-        )
-        for name in cases:
+    for title, make in suites.items():
+        cases = make()
+        peaks = {name: peak_allocated_bytes(*case) for name, case in cases.items()}
+        working = {name: peaks[name] - gradient_bytes(case[0]) for name, case in cases.items()}
+        for count in threads:
+            torch.set_num_threads(count)
+            best = interleaved(cases, rounds)
             print(
-                f"| {name} | {best[name] * 1e3:.1f} | {best[name] / best['materialised']:.2f} "
-                f"| {peaks[name]:.1f} | {peaks[name] / peaks['materialised']:.2f} "
-                f"| {working[name]:.1f} | {working[name] / working['materialised']:.2f} |"
+                f"| {title} | {count} | {best['csl_ext'] * 1e3:.1f} | {best['materialised'] * 1e3:.1f} "
+                f"| {best['gemms'] * 1e3:.1f} | {best['csl_ext'] / best['gemms']:.2f} "
+                f"| {best['materialised'] / best['csl_ext']:.2f} | {peaks['csl_ext'] / peaks['materialised']:.3f} "
+                f"| {working['csl_ext'] / working['materialised']:.3f} |",
+                flush=True,
             )
+
+
+if __name__ == "__main__":
+    # PYTHONPATH=. python benchmarks/test_bench_amdim_cpc.py [rounds]: every
+    # case at 1 and 2 threads, the variants interleaved within each round.
+    import sys
+
+    main(rounds=int(sys.argv[1]) if len(sys.argv) > 1 else 15)

@@ -7,7 +7,7 @@ NOT and say so.
 import torch
 import torch.distributed as dist
 
-__all__ = ["is_distributed", "rank", "world_size", "gather", "gather_no_grad", "all_reduce_sum", "all_reduce_mean"]
+__all__ = ["all_reduce_mean", "all_reduce_sum", "gather", "gather_no_grad", "is_distributed", "rank", "world_size"]
 
 
 def is_distributed() -> bool:
@@ -44,8 +44,9 @@ class _GatherWithGrad(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: torch.Tensor) -> torch.Tensor:
         ctx.batch = x.shape[0]
+        x = x.contiguous()  # e.g. a channels-last map: gathered in one layout
         parts = [torch.empty_like(x) for _ in range(world_size())]
-        dist.all_gather(parts, x.contiguous())
+        dist.all_gather(parts, x)
         return torch.cat(parts)  # (world * B, ...)
 
     @staticmethod
@@ -74,8 +75,9 @@ def gather_no_grad(x: torch.Tensor) -> torch.Tensor:
     if world_size() == 1:
         return x
     _check_equal_batches(x)
+    x = x.contiguous()
     parts = [torch.empty_like(x) for _ in range(world_size())]
-    dist.all_gather(parts, x.contiguous())
+    dist.all_gather(parts, x)
     return torch.cat(parts)
 
 

@@ -10,15 +10,21 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from csl_ext import distributed
 from csl_ext.ops._checks import check_same, check_tensor
+from csl_ext.ops._dtypes import compute_dtype
 from csl_ext.ops.info_nce_lse import info_nce_lse
-from csl_ext.ops.reference import compute_dtype
 
-__all__ = ["cpc_infonce", "cpc_infonce_reference", "CPCInfoNCELoss"]
+__all__ = ["CPCInfoNCELoss", "cpc_infonce", "cpc_infonce_reference"]
 
 
 def cpc_infonce(
-    preds: Sequence[torch.Tensor], targets: torch.Tensor, offsets: Sequence[int], scale: float = 1.0
+    preds: Sequence[torch.Tensor],
+    targets: torch.Tensor,
+    offsets: Sequence[int],
+    scale: float = 1.0,
+    *,
+    gather: bool = False,
 ) -> torch.Tensor:
     """Multi-step InfoNCE: each prediction against every target of the batch.
 
@@ -40,6 +46,9 @@ def cpc_infonce(
         offsets: K ints, 1 <= offsets[n] <= H - 1, e.g. range(1, 7) for a
             7x7 grid (CPC v2 predicts up to 5 rows below: range(2, 7) ...).
         scale: multiplies every score, e.g. 1 / temperature (CPC: 1).
+        gather: contrast against the targets of every torch.distributed
+            process (negatives from the whole global batch); the gradient
+            flows back to each process's own targets.
 
     Returns:
         The scalar loss, sum over steps of the mean cross-entropy.
@@ -55,22 +64,25 @@ def cpc_infonce(
     """
     offsets = _validate(preds, targets, offsets, scale)
     b, d, h, w = targets.shape
-    candidates = targets.permute(0, 2, 3, 1).reshape(b * h * w, d)  # (B*H*W, D), (b, i, j) row-major
-    anchors, positive_index, row_weight = [], [], []
-    cells = torch.arange(h * w, device=targets.device).view(h, w)
-    images = torch.arange(b, device=targets.device).view(b, 1, 1) * (h * w)
+    all_targets = distributed.gather(targets) if gather else targets  # (world * B, D, H, W)
+    candidates = all_targets.permute(0, 2, 3, 1).reshape(-1, d)  # (world*B*H*W, D), (b, i, j) row-major
+    # Row weights 1 / rows_n in the compute dtype itself (float64 in: float64
+    # throughout), so that the sum below is each step's exact mean.
+    dtype = compute_dtype(targets.dtype)
+    anchors, positive, row_weight = [], [], []
     for pred, offset in zip(preds, offsets):
         rows = b * (h - offset) * w
         anchors.append(pred.permute(0, 2, 3, 1).reshape(rows, d))  # (b, i, j), i < H - offset
-        positive_index.append((images + cells[offset:]).reshape(rows))  # target (b, i + offset, j)
-        row_weight.append(targets.new_full((rows,), 1.0 / rows, dtype=torch.float32))
+        # The true target of (b, i, j) is targets[b, :, i + offset, j]: a dot
+        # product with this process's own targets, in the anchors' order.
+        positive.append((pred * targets[:, :, offset:]).sum(1).reshape(rows))
+        row_weight.append(torch.full((rows,), 1.0 / rows, dtype=dtype, device=targets.device))
     anchors = torch.cat(anchors)  # R x D, R = sum_n B (H - offsets[n]) W
-    positive_index = torch.cat(positive_index)
-    row_weight = torch.cat(row_weight).to(compute_dtype(anchors.dtype))
+    row_weight = torch.cat(row_weight)
     lse = info_nce_lse(anchors, candidates, scale=scale, row_weight=row_weight)  # R
-    positive = scale * (anchors * candidates[positive_index]).sum(1)  # R: gathered dot products
+    positive = scale * torch.cat(positive).to(lse.dtype)  # R
     # sum_n mean over step n = sum_r row_weight_r * (lse_r - pos_r)
-    return ((lse - positive.to(lse.dtype)) * row_weight).sum().to(targets.dtype)
+    return ((lse - positive) * row_weight).sum().to(targets.dtype)
 
 
 def cpc_infonce_reference(
@@ -92,13 +104,14 @@ def cpc_infonce_reference(
 class CPCInfoNCELoss(nn.Module):
     """Module form of `cpc_infonce` with fixed offsets."""
 
-    def __init__(self, offsets: Sequence[int], scale: float = 1.0):
+    def __init__(self, offsets: Sequence[int], scale: float = 1.0, gather: bool = False):
         super().__init__()
         self.offsets = tuple(offsets)
         self.scale = scale
+        self.gather = gather
 
     def forward(self, preds: Sequence[torch.Tensor], targets: torch.Tensor) -> torch.Tensor:
-        return cpc_infonce(preds, targets, self.offsets, self.scale)
+        return cpc_infonce(preds, targets, self.offsets, self.scale, gather=self.gather)
 
 
 def _validate(preds, targets, offsets, scale) -> tuple[int, ...]:

@@ -13,6 +13,7 @@ regulariser, on the fused op. Optimiser: Adam, lr 2e-4.
 """
 import torch
 
+from csl_ext import distributed
 from csl_ext.encoders.amdim import AMDIM_PRESETS, AMDIMEncoder
 from csl_ext.methods.adam import adam_with_warmup
 from csl_ext.methods.base import Method
@@ -70,7 +71,7 @@ class AMDIM(Method):
         maps = self.encoder(torch.cat([x1, x2]))  # one pass: [(2N, D, 7, 7), (2N, D, 5, 5), (2N, D, 1, 1)]
         maps1 = [m[:n].float() for m in maps]
         maps2 = [m[n:].float() for m in maps]
-        loss, reg = self.task(maps1, maps2)
+        loss, reg = self.task(maps1, maps2, gather=distributed.is_distributed())  # every process's negatives
         return loss + reg, maps1[-1].flatten(1)
 
     def configure_optimizer(self, batch_size, total_steps, steps_per_epoch):

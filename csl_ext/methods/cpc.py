@@ -14,6 +14,7 @@ fused op. Optimiser: Adam, lr 2e-4 (see csl_ext.methods.adam).
 """
 import torch
 
+from csl_ext import distributed
 from csl_ext.encoders.cpc_resnet import CPCResNet, PatchEncoder
 from csl_ext.methods.adam import adam_with_warmup
 from csl_ext.methods.base import Method
@@ -63,7 +64,8 @@ class CPCV2(Method):
         b, n_h, n_w = grid.shape[:3]
         vectors = self.encoder.encoder(grid.flatten(0, 2))  # B*nH*nW x D
         grid_features = vectors.reshape(b, n_h, n_w, -1).permute(0, 3, 1, 2).float()  # B x D x nH x nW
-        return self.task(grid_features), grid_features.mean(dim=(2, 3))
+        loss = self.task(grid_features, gather=distributed.is_distributed())  # every process's negatives
+        return loss, grid_features.mean(dim=(2, 3))
 
     def configure_optimizer(self, batch_size, total_steps, steps_per_epoch):
         return adam_with_warmup(self.method_parameters(), self.lr, total_steps, steps_per_epoch, self.warmup_epochs)

@@ -10,10 +10,18 @@ import math
 import torch
 
 from csl_ext._extension import has_extension, warn_fallback
-from csl_ext.ops._checks import check_finite, check_same, check_tensor
-from csl_ext.ops.reference import MASKS, compute_dtype, info_nce_lse_reference
+from csl_ext.ops._checks import (
+    check_finite,
+    check_same,
+    check_tensor,
+    value_checks_enabled,
+)
+from csl_ext.ops._dtypes import compute_dtype
 
-__all__ = ["info_nce_lse"]
+__all__ = ["MASKS", "info_nce_logits_reference", "info_nce_lse", "info_nce_lse_reference"]
+
+# Mask modes, in the order of the C++ enum InfoNceMask.
+MASKS = ("none", "diag", "block")
 
 
 def info_nce_lse(
@@ -49,12 +57,15 @@ def info_nce_lse(
             rank * N when the candidates are gathered over processes; None
             (the default) means 0 and, for "diag", that N == M.
         row_weight: optional (N,) positive weights w when the caller's loss
-            is known to depend on the result as ``c * sum_i w_i lse_i`` (a
-            mean: w = 1). The forward then also computes both gradients, and
-            a backward whose incoming gradient is proportional to w only
-            rescales them: three GEMMs in all instead of four. Any other
-            incoming gradient is still exact (the candidates' gradient is
-            recomputed).
+            depends on the result as ``c * sum_i w_i lse_i`` (a mean: w = 1),
+            so that the incoming gradient is proportional to w. The forward
+            then also computes both gradients and the backward only rescales
+            them: three GEMMs in all instead of four. Where the proportionality
+            can be checked without a host-device sync (CPU, or debug mode:
+            csl_ext.ops._checks.set_debug_checks) an incoming gradient that
+            is not proportional still gets the exact result (the candidates'
+            gradient is recomputed); on a GPU the caller's promise is
+            trusted, as the losses of csl_ext keep it by construction.
 
     Returns:
         lse: (N,), float32 for float16 / bfloat16 inputs (accumulated in
@@ -116,7 +127,7 @@ def _validate(anchors, candidates, scale, softcap, mask, block_size, row_offset,
                 f"row_weight must have shape (N,) = ({n},) on {anchors.device}, "
                 f"got {tuple(row_weight.shape)} on {row_weight.device}"
             )
-        if n and not torch.compiler.is_compiling() and not bool((row_weight > 0).all()):
+        if n and value_checks_enabled(row_weight) and not bool((row_weight > 0).all()):
             raise ValueError("row_weight must be > 0 everywhere")
     check_finite("anchors", anchors)
     check_finite("candidates", candidates)
@@ -177,7 +188,7 @@ def _register() -> None:
         if need_a:  # row i of dA scales with its own incoming gradient: exact
             grad_a = (ratio.unsqueeze(1) * grad_a_weighted).to(anchors.dtype)
         if need_b:
-            if _is_uniform(ratio):  # e.g. a mean: dB only rescales (eager only)
+            if _is_uniform(ratio):  # e.g. a mean: dB only rescales
                 grad_b = (ratio.mean() * grad_b_weighted).to(candidates.dtype)
             else:
                 _, grad_b = _recompute_grads(ctx, grad_lse, anchors, candidates, lse, False, True)
@@ -206,15 +217,59 @@ def _recompute_grads(ctx, grad_lse, anchors, candidates, lse, need_a, need_b):
 
 def _is_uniform(ratio: torch.Tensor, rtol: float = 1e-6) -> bool:
     """True when every entry equals the mean up to `rtol` (a few float32
-    ulps: e.g. 1/N computed two ways). False while tracing (fake or
-    functional tensors under torch.compile), where a data-dependent branch
-    cannot be taken: the traced graph always recomputes dB, which is exact."""
+    ulps: e.g. 1/N computed two ways). Checked where that costs no host-device
+    sync (CPU, or debug mode); on a GPU the row_weight promise is trusted.
+    While tracing (fake or functional tensors under torch.compile) a
+    data-dependent branch cannot be taken: the traced graph recomputes dB,
+    which is exact."""
     if type(ratio) is not torch.Tensor or torch.compiler.is_compiling():
         return False
     if ratio.numel() == 0:
         return True
+    if not value_checks_enabled(ratio):
+        return True
     spread = (ratio.max() - ratio.min()).abs()
     return bool(spread <= rtol * ratio.abs().max())
+
+
+# ----------------------------------------------------------------------------
+# The reference: slow, obviously correct, materialises the (N, M) logits.
+# ----------------------------------------------------------------------------
+
+
+def info_nce_mask(n: int, m: int, mask: str, block_size: int = 1, row_offset: int = 0, device=None) -> torch.Tensor:
+    """Boolean (N, M) mask, True where candidate j is excluded for anchor i."""
+    rows = torch.arange(n, device=device).unsqueeze(1) + row_offset
+    cols = torch.arange(m, device=device).unsqueeze(0)
+    if mask == "diag":
+        return cols == rows
+    if mask == "block":
+        return cols // block_size == rows
+    return torch.zeros(n, m, dtype=torch.bool, device=device)
+
+
+def info_nce_logits_reference(
+    anchors: torch.Tensor,
+    candidates: torch.Tensor,
+    *,
+    scale: float = 1.0,
+    softcap: float = 0.0,
+    mask: str = "none",
+    block_size: int = 1,
+    row_offset: int = 0,
+) -> torch.Tensor:
+    """The full (N, M) logit matrix of info_nce_lse, masked entries -inf."""
+    dtype = compute_dtype(anchors.dtype)
+    scores = scale * (anchors.to(dtype) @ candidates.to(dtype).T)  # N x M
+    if softcap > 0:
+        scores = softcap * torch.tanh(scores / softcap)
+    excluded = info_nce_mask(anchors.shape[0], candidates.shape[0], mask, block_size, row_offset, anchors.device)
+    return scores.masked_fill(excluded, float("-inf"))
+
+
+def info_nce_lse_reference(anchors: torch.Tensor, candidates: torch.Tensor, **kwargs) -> torch.Tensor:
+    """Row log-sum-exp of `info_nce_logits_reference`: (N,)."""
+    return torch.logsumexp(info_nce_logits_reference(anchors, candidates, **kwargs), dim=1)
 
 
 if has_extension():

@@ -50,8 +50,10 @@ class FeatureMapContrastiveTask(nn.Module):
             spec such as "(-1:-4)" at construction; None checks at forward.
 
     Shape:
-        forward(maps1, maps2): two lists of (B, D, H_l, W_l) maps (e.g. from
-        AMDIMEncoder) -> (loss, reg), scalars; minimise loss + reg.
+        forward(maps1, maps2, gather=False): two lists of (B, D, H_l, W_l)
+        maps (e.g. from AMDIMEncoder) -> (loss, reg), scalars; minimise
+        loss + reg. With gather=True every comparison contrasts against the
+        target maps of every torch.distributed process (amdim_nce's gather).
 
     Example:
         >>> task = FeatureMapContrastiveTask("amdim")
@@ -68,7 +70,9 @@ class FeatureMapContrastiveTask(nn.Module):
         self.bidirectional = bidirectional
         self.generator = generator
 
-    def forward(self, maps1: Sequence[torch.Tensor], maps2: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, maps1: Sequence[torch.Tensor], maps2: Sequence[torch.Tensor], *, gather: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         if len(maps1) != len(maps2) or not maps1:
             raise ValueError(f"maps1 and maps2 must be non-empty lists of the same length, got {len(maps1)} and {len(maps2)}")
         for name, maps in (("maps1", maps1), ("maps2", maps2)):
@@ -82,7 +86,7 @@ class FeatureMapContrastiveTask(nn.Module):
             target = self._target(comparison, len(maps1))
             for source_maps, target_maps in directions:
                 anchor = source_vectors(source_maps[comparison.source], self.generator)
-                term, term_reg = amdim_nce(anchor, target_maps[target], self.tclip, self.reg_coef)
+                term, term_reg = amdim_nce(anchor, target_maps[target], self.tclip, self.reg_coef, gather=gather)
                 loss = loss + term / len(directions)
                 reg = reg + term_reg / len(directions)
         return loss, reg

@@ -82,7 +82,7 @@ class CPCTask(nn.Module):
         self.target_head = nn.Conv2d(dim, target_dim, 1)
         self.prediction_heads = nn.ModuleList(nn.Conv2d(dim, target_dim, 1) for _ in self.offsets)
 
-    def forward(self, grid: torch.Tensor) -> torch.Tensor:
+    def forward(self, grid: torch.Tensor, *, gather: bool = False) -> torch.Tensor:
         if grid.dim() != 4:
             raise ValueError(f"grid must be (B, D, H, W), got shape {tuple(grid.shape)}")
         height = grid.shape[2]
@@ -92,4 +92,4 @@ class CPCTask(nn.Module):
         targets = self.target_head(grid)
         # Context rows 0 .. H-1-k predict the targets k rows below.
         preds = [head(context[:, :, : height - k]) for head, k in zip(self.prediction_heads, self.offsets)]
-        return cpc_infonce(preds, targets, self.offsets, self.scale)
+        return cpc_infonce(preds, targets, self.offsets, self.scale, gather=gather)

@@ -5,13 +5,10 @@
 // logits are -inf so they drop out of the log-sum-exp.
 #pragma once
 
+#include <cmath>  // tanh
 #include <cstdint>
 
-#if defined(__CUDACC__)
-#define CSL_HOST_DEVICE __host__ __device__ __forceinline__
-#else
-#define CSL_HOST_DEVICE inline
-#endif
+#include "host_device.h"
 
 namespace csl_ext {
 

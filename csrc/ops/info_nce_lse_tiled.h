@@ -32,14 +32,9 @@ struct InfoNceEpilogue {
   int64_t tile_elements;
   // Spread row blocks over CPU threads (see above); false on CUDA.
   bool parallel_row_blocks;
+  // GEMMs of float16 / bfloat16 inputs in that precision (see ScoreTiles).
+  bool low_precision_gemm;
 };
-
-// Checks the arguments and returns the parameters; throws c10::Error with a
-// message naming the argument.
-InfoNceParams info_nce_check_args(const at::Tensor& anchors,
-                                  const at::Tensor& candidates, double scale,
-                                  double softcap, int64_t mask,
-                                  int64_t block_size, int64_t row_offset);
 
 // lse: (N,) in float32 for half/bfloat16 inputs, else the input dtype.
 at::Tensor info_nce_lse_forward_tiled(const at::Tensor& anchors,

@@ -7,7 +7,7 @@ import torch
 
 import csl_ext
 from csl_ext.losses import amdim_nce
-from csl_ext.losses.amdim_nce import amdim_nce_reference
+from csl_ext.ops import amdim_nce_reference
 
 pytestmark = pytest.mark.skipif(not csl_ext.has_extension(), reason="csl_ext._C not built")
 
@@ -65,10 +65,17 @@ def test_single_image_has_no_negatives():
     assert loss.item() == 0.0
 
 
+@pytest.mark.parametrize("path", ["fused", "device_factors"])
+@pytest.mark.parametrize("layout", ["nchw", "channels_last"])
 @pytest.mark.parametrize("weights", [(1.0, 1.0), (2.5, 2.5), (1.0, 0.0), (0.0, 1.0), (0.3, -1.2)])
-def test_backward_for_any_weights_of_loss_and_reg(device, weights):
-    """Equal weights rescale the forward's gradients; others re-run the op."""
-    anchor, positives = _maps(6, 5, 3, 4, torch.float64, device, "channels_last")
+def test_backward_for_any_weights_of_loss_and_reg(device, monkeypatch, path, layout, weights):
+    """Fused (CPU): equal weights rescale the forward's gradients, others
+    re-run the op. Device factors (a GPU outside debug mode, forced here):
+    the backward re-runs the op with the incoming gradients read on the
+    device, with no host sync."""
+    if path == "device_factors":
+        monkeypatch.setattr(importlib.import_module("csl_ext.ops.amdim_nce"), "value_checks_enabled", lambda t: False)
+    anchor, positives = _maps(6, 5, 3, 4, torch.float64, device, layout)
     loss, reg = amdim_nce(anchor, positives, 3.0, 0.2)
     ref_loss, ref_reg = amdim_nce_reference(anchor, positives, 3.0, 0.2)
     got = torch.autograd.grad(weights[0] * loss + weights[1] * reg, (anchor, positives))
@@ -143,7 +150,7 @@ def test_bad_values():
 
 
 def test_fallback_without_extension(monkeypatch):
-    module = importlib.import_module("csl_ext.losses.amdim_nce")
+    module = importlib.import_module("csl_ext.ops.amdim_nce")
 
     anchor, positives = _maps(3, 5, 2, 2, torch.float64, "cpu")
     want = amdim_nce(anchor, positives)

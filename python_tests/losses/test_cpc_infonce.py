@@ -72,6 +72,16 @@ def test_gradcheck(device):
     assert torch.autograd.gradcheck(lambda p0, p1, t: cpc_infonce([p0, p1], t, (1, 2), 0.5), (*preds, targets))
 
 
+def test_float64_matches_a_float64_reference_to_1e12():
+    """Float64 in, float64 math throughout: the row weights 1 / rows included
+    (in float32 they were off by ~4e-7)."""
+    preds, targets = _grid(3, 8, 7, 7, (2, 3, 5), torch.float64, "cpu")
+    got = cpc_infonce(preds, targets, (2, 3, 5))
+    want = cpc_infonce_reference(preds, targets, (2, 3, 5))
+    assert got.dtype == torch.float64
+    torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+
+
 def test_float32_close_to_float64():
     preds, targets = _grid(4, 16, 7, 7, range(1, 7), torch.float32, "cpu")
     got = cpc_infonce(preds, targets, list(range(1, 7)))

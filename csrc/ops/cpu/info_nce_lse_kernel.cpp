@@ -14,7 +14,7 @@
 #include <cstring>
 #include <limits>
 
-#include "../info_nce_lse_entry.h"
+#include "../info_nce_lse_registration.h"
 #include "vector_rows.h"
 
 namespace csl_ext {
@@ -146,12 +146,13 @@ const InfoNceEpilogue kCpuEpilogue{&info_nce_logits_and_lse_cpu,
                                    &info_nce_score_grad_cpu,
                                    &info_nce_logits_lse_and_grad_cpu,
                                    /*tile_elements=*/int64_t{1} << 20,
-                                   /*parallel_row_blocks=*/true};
+                                   /*parallel_row_blocks=*/true,
+                                    /*low_precision_gemm=*/false};
 
 }  // namespace
 
 TORCH_LIBRARY_IMPL(csl_ext, CPU, m) {
-  InfoNceKernels<&kCpuEpilogue>::register_impls(m);
+  InfoNceRegistration<&kCpuEpilogue>::register_impls(m);
 }
 
 }  // namespace csl_ext

@@ -52,7 +52,13 @@ static inline float softcap_approx(float x, float cap) {
   return std::copysign(cap * (1.0f - e) / (1.0f + e), x);
 }
 
+// tanh(y) through exp, as softcap_approx.
+static inline float tanh_approx(float y) {
+  const float e = exp_approx(-2.0f * std::fabs(y));
+  return std::copysign((1.0f - e) / (1.0f + e), y);
+}
 static inline double exp_exact(double x) { return std::exp(x); }
+static inline double tanh_exact(double y) { return std::tanh(y); }
 static inline double softcap_exact(double x, double cap) {
   return info_nce_softcap(x, cap);
 }
@@ -163,6 +169,59 @@ static inline void scale_row_impl(T* row, int64_t m, T factor) {
   scale_row_impl(row, m, factor);
 }
 
+// AMDIM's epilogue on raw scores s, with logits l = c * tanh(s / c) and a
+// shift >= max l: returns sum_j exp(l_j - shift) and, with `grad`, writes
+// exp(l_j - shift) * dl/ds = e_j * (1 - tanh^2) into grad (two exps per score;
+// the logits are never stored, so the scores stay for the regulariser).
+template <typename T, T (*Exp)(T), T (*Tanh)(T)>
+static inline T softcap_sum_exp_row_impl(const T* row, int64_t m, T cap, T shift) {
+  const T inv_cap = T(1) / cap;
+  T sum = 0;
+#pragma omp simd reduction(+ : sum)
+  for (int64_t j = 0; j < m; ++j) sum += Exp(cap * Tanh(row[j] * inv_cap) - shift);
+  return sum;
+}
+template <typename T, T (*Exp)(T), T (*Tanh)(T)>
+static inline T softcap_exp_grad_row_impl(const T* row, T* grad, int64_t m, T cap, T shift) {
+  const T inv_cap = T(1) / cap;
+  T sum = 0;
+#pragma omp simd reduction(+ : sum)
+  for (int64_t j = 0; j < m; ++j) {
+    const T t = Tanh(row[j] * inv_cap);
+    const T e = Exp(cap * t - shift);
+    sum += e;
+    grad[j] = e * (T(1) - t * t);
+  }
+  return sum;
+}
+// row[j] = weight * grad[j] + reg * row[j]: the negatives' dL/ds.
+template <typename T>
+static inline void combine_row_impl(T* row, const T* grad, int64_t m, T weight, T reg) {
+#pragma omp simd
+  for (int64_t j = 0; j < m; ++j) row[j] = weight * grad[j] + reg * row[j];
+}
+[[maybe_unused]] CSL_CPU_CLONES static float softcap_sum_exp_row(const float* row, int64_t m, float cap,
+                                                                 float shift) {
+  return softcap_sum_exp_row_impl<float, exp_approx, tanh_approx>(row, m, cap, shift);
+}
+[[maybe_unused]] CSL_CPU_CLONES static float softcap_exp_grad_row(const float* row, float* grad, int64_t m,
+                                                                  float cap, float shift) {
+  return softcap_exp_grad_row_impl<float, exp_approx, tanh_approx>(row, grad, m, cap, shift);
+}
+[[maybe_unused]] CSL_CPU_CLONES static void combine_row(float* row, const float* grad, int64_t m, float weight,
+                                                        float reg) {
+  combine_row_impl(row, grad, m, weight, reg);
+}
+[[maybe_unused]] static double softcap_sum_exp_row(const double* row, int64_t m, double cap, double shift) {
+  return softcap_sum_exp_row_impl<double, exp_exact, tanh_exact>(row, m, cap, shift);
+}
+[[maybe_unused]] static double softcap_exp_grad_row(const double* row, double* grad, int64_t m, double cap,
+                                                    double shift) {
+  return softcap_exp_grad_row_impl<double, exp_exact, tanh_exact>(row, grad, m, cap, shift);
+}
+[[maybe_unused]] static void combine_row(double* row, const double* grad, int64_t m, double weight, double reg) {
+  combine_row_impl(row, grad, m, weight, reg);
+}
 // row[j] += alpha * x[j]
 template <typename T>
 static inline void axpy_row_impl(T* row, const T* x, int64_t m, T alpha) {

@@ -1,6 +1,7 @@
-// CUDA epilogue of the fused AMDIM NCE op: one thread block per tile row,
-// four passes over the row (sum of squares and max; sum of exp; the own
-// image's softplus terms; the gradient). The CPU twin is
+// CUDA epilogue of the fused AMDIM NCE op: one thread block per tile row and
+// one pass over the row for the loss (sum of squares and an online max and
+// sum of exp of the negatives' logits), then the own image's softplus terms,
+// then, for the gradient, one pass that writes dL/ds. The CPU twin is
 // cpu/amdim_nce_kernel.cpp; the shared scalar math is amdim_nce_math.h.
 #include <cmath>
 #include <limits>
@@ -11,54 +12,59 @@
 namespace csl_ext {
 namespace {
 
+constexpr int kThreads = kBlockReduceThreads;
+
 template <typename T>
-__global__ void amdim_nce_rows_kernel(T* tile, T* loss_rows, T* square_rows,
-                                      int64_t m, AmdimNceParams params,
-                                      int64_t row0, bool grad) {
+__global__ void __launch_bounds__(kThreads)
+    amdim_nce_rows_kernel(T* tile, T* loss_rows, T* square_rows, int64_t m,
+                          AmdimNceParams params, int64_t row0) {
   const T neg_inf = -std::numeric_limits<T>::infinity();
   const T cap = static_cast<T>(params.tclip);
-  const T loss_weight = static_cast<T>(params.loss_weight);
-  const T reg_weight = static_cast<T>(params.reg_weight);
+  T loss_weight, reg_weight;
+  amdim_weights(params, &loss_weight, &reg_weight);
   T* row = tile + static_cast<int64_t>(blockIdx.x) * m;
-  const int64_t own_begin = (row0 + blockIdx.x) * params.block_size;
+  const int64_t own_begin =
+      (row0 + blockIdx.x + params.block_offset) * params.block_size;
   const int64_t own_end = own_begin + params.block_size;
   auto is_own = [&](int64_t j) { return j >= own_begin && j < own_end; };
-
-  T squares = 0, row_max = neg_inf;
-  for (int64_t j = threadIdx.x; j < m; j += blockDim.x) {
+  // One pass: squares of all scores; the negatives' logits' running max and
+  // sum of exp(logit - running max), rescaled when the max grows.
+  T squares = 0, thread_max = neg_inf, thread_sum = 0;
+  for (int64_t j = threadIdx.x; j < m; j += kThreads) {
     const T raw = row[j];
     squares += raw * raw;
-    if (!is_own(j)) {
-      const T logit = info_nce_softcap(raw, cap);
-      row_max = logit > row_max ? logit : row_max;
+    if (is_own(j)) continue;
+    const T logit = info_nce_softcap(raw, cap);
+    if (logit > thread_max) {
+      thread_sum = thread_sum * exp(thread_max - logit) + T(1);
+      thread_max = logit;
+    } else {
+      thread_sum += exp(logit - thread_max);
     }
   }
-  squares = block_reduce(squares, T(0), SumOp<T>());
-  row_max = block_reduce(row_max, neg_inf, MaxOp<T>());
-  const T shift = row_max == neg_inf ? T(0) : row_max;
-  T sum = 0;
-  for (int64_t j = threadIdx.x; j < m; j += blockDim.x) {
-    if (!is_own(j)) sum += exp(info_nce_softcap(row[j], cap) - shift);
-  }
-  sum = block_reduce(sum, T(0), SumOp<T>());
-  const T lse = row_max == neg_inf ? neg_inf : shift + log(sum);
+  squares = block_reduce<kThreads>(squares, T(0), SumOp<T>());
+  const T row_max = block_reduce<kThreads>(thread_max, neg_inf, MaxOp<T>());
+  const T rescale =
+      thread_max == neg_inf ? T(0) : exp(thread_max - row_max);
+  const T sum = block_reduce<kThreads>(thread_sum * rescale, T(0), SumOp<T>());
+  const T lse = row_max == neg_inf ? neg_inf : row_max + log(sum);
   T loss = 0, sigmoid_sum = 0;
   if (lse != neg_inf) {  // one image only: no negatives, no loss
-    for (int64_t j = own_begin + threadIdx.x; j < own_end; j += blockDim.x) {
+    for (int64_t j = own_begin + threadIdx.x; j < own_end; j += kThreads) {
       const T logit = info_nce_softcap(row[j], cap);
       loss += amdim_softplus(lse - logit);
       sigmoid_sum += amdim_sigmoid(lse - logit);
     }
   }
-  loss = block_reduce(loss, T(0), SumOp<T>());
-  sigmoid_sum = block_reduce(sigmoid_sum, T(0), SumOp<T>());
+  loss = block_reduce<kThreads>(loss, T(0), SumOp<T>());
+  sigmoid_sum = block_reduce<kThreads>(sigmoid_sum, T(0), SumOp<T>());
   if (threadIdx.x == 0) {
     loss_rows[blockIdx.x] = loss;
     square_rows[blockIdx.x] = squares;
   }
-  if (!grad) return;
+  if (!params.compute_grad) return;
   const T negative_weight = loss_weight * sigmoid_sum;
-  for (int64_t j = threadIdx.x; j < m; j += blockDim.x) {
+  for (int64_t j = threadIdx.x; j < m; j += kThreads) {
     const T raw = row[j];
     const T logit = info_nce_softcap(raw, cap);
     if (is_own(j)) {
@@ -78,21 +84,21 @@ template <typename T>
 cudaError_t launch_amdim_nce_rows(T* tile, T* loss_rows, T* square_rows,
                                   int64_t rows, int64_t m,
                                   AmdimNceParams params, int64_t row0,
-                                  bool grad, cudaStream_t stream) {
+                                  cudaStream_t stream) {
   if (rows == 0) return cudaSuccess;
-  amdim_nce_rows_kernel<T><<<static_cast<unsigned>(rows), kBlockReduceThreads,
-                             0, stream>>>(tile, loss_rows, square_rows, m,
-                                          params, row0, grad);
+  amdim_nce_rows_kernel<T><<<static_cast<unsigned>(rows), kThreads, 0,
+                             stream>>>(tile, loss_rows, square_rows, m, params,
+                                       row0);
   return cudaGetLastError();
 }
 
 template cudaError_t launch_amdim_nce_rows<float>(float*, float*, float*,
                                                   int64_t, int64_t,
                                                   AmdimNceParams, int64_t,
-                                                  bool, cudaStream_t);
+                                                  cudaStream_t);
 template cudaError_t launch_amdim_nce_rows<double>(double*, double*, double*,
                                                    int64_t, int64_t,
                                                    AmdimNceParams, int64_t,
-                                                   bool, cudaStream_t);
+                                                   cudaStream_t);
 
 }  // namespace csl_ext

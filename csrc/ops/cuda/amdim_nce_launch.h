@@ -11,11 +11,11 @@
 namespace csl_ext {
 
 // tile: (rows, m) raw scores; writes loss_rows and square_rows (rows) and,
-// when grad, dL/ds into the tile.
+// when params.compute_grad, dL/ds into the tile.
 template <typename T>
 cudaError_t launch_amdim_nce_rows(T* tile, T* loss_rows, T* square_rows,
                                   int64_t rows, int64_t m,
                                   AmdimNceParams params, int64_t row0,
-                                  bool grad, cudaStream_t stream);
+                                  cudaStream_t stream);
 
 }  // namespace csl_ext

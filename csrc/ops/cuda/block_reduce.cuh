@@ -1,24 +1,31 @@
 // Block-wide reductions of the CUDA epilogues (one thread block per row).
-// Launch with kBlockReduceThreads threads; every thread must call.
+// The block size is a template parameter, checked at compile time, so a
+// kernel cannot be launched with a block the reduction does not handle:
+// launch with kThreads threads; every thread must call.
 #pragma once
 
 namespace csl_ext {
 
-constexpr int kBlockReduceThreads = 256;  // a power of two, a multiple of the warp
+constexpr int kBlockReduceThreads = 256;  // the epilogues' block size
 
 template <typename T>
 struct MaxOp {
   __device__ T operator()(T a, T b) const { return a > b ? a : b; }
 };
+
 template <typename T>
 struct SumOp {
   __device__ T operator()(T a, T b) const { return a + b; }
 };
 
-// Reduces `value` over the block; every thread gets the result.
-template <typename T, typename Op>
+// Reduces `value` over a block of kThreads threads; every thread gets the
+// result.
+template <int kThreads, typename T, typename Op>
 __device__ T block_reduce(T value, T identity, Op op) {
-  __shared__ T warp_results[kBlockReduceThreads / 32];
+  static_assert(kThreads >= 32 && kThreads <= 1024 && kThreads % 32 == 0,
+                "block_reduce: the block must be 32 .. 1024 whole warps");
+  constexpr int kWarps = kThreads / 32;  // <= 32: one warp reduces them all
+  __shared__ T warp_results[kWarps];
   for (int offset = 16; offset > 0; offset >>= 1) {
     value = op(value, __shfl_down_sync(0xffffffffu, value, offset));
   }
@@ -26,7 +33,7 @@ __device__ T block_reduce(T value, T identity, Op op) {
   const int warp = threadIdx.x >> 5;
   if (lane == 0) warp_results[warp] = value;
   __syncthreads();
-  value = threadIdx.x < (blockDim.x >> 5) ? warp_results[lane] : identity;
+  value = lane < kWarps ? warp_results[lane] : identity;
   if (warp == 0) {
     for (int offset = 16; offset > 0; offset >>= 1) {
       value = op(value, __shfl_down_sync(0xffffffffu, value, offset));

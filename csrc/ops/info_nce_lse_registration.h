@@ -1,7 +1,9 @@
 // Host entry points of the fused InfoNCE op, shared by the CPU and CUDA
-// registrations: each binds the tiled driver to its own epilogue with
+// registrations: checks (before the device guard, so that a device mismatch
+// gets its own message), device guard, the tiled driver bound to the
+// device's epilogue:
 //   TORCH_LIBRARY_IMPL(csl_ext, CPU, m) {
-//     InfoNceKernels<&kCpuEpilogue>::register_impls(m);
+//     InfoNceRegistration<&kCpuEpilogue>::register_impls(m);
 //   }
 #pragma once
 
@@ -11,20 +13,21 @@
 
 #include <tuple>
 
+#include "info_nce_lse_checks.h"
 #include "info_nce_lse_tiled.h"
 
 namespace csl_ext {
 
 template <const InfoNceEpilogue* kEpilogue>
-struct InfoNceKernels {
+struct InfoNceRegistration {
   static at::Tensor forward(const at::Tensor& anchors,
                             const at::Tensor& candidates, double scale,
                             double softcap, int64_t mask, int64_t block_size,
                             int64_t row_offset) {
-    const c10::DeviceGuard guard(anchors.device());
     const auto params = info_nce_check_args(anchors, candidates, scale,
                                             softcap, mask, block_size,
                                             row_offset);
+    const c10::DeviceGuard guard(anchors.device());
     return info_nce_lse_forward_tiled(anchors, candidates, params,
                                       *kEpilogue);
   }
@@ -33,10 +36,10 @@ struct InfoNceKernels {
       const at::Tensor& anchors, const at::Tensor& candidates,
       const at::Tensor& row_weight, double scale, double softcap,
       int64_t mask, int64_t block_size, int64_t row_offset) {
-    const c10::DeviceGuard guard(anchors.device());
     const auto params = info_nce_check_args(anchors, candidates, scale,
                                             softcap, mask, block_size,
                                             row_offset);
+    const c10::DeviceGuard guard(anchors.device());
     TORCH_CHECK(row_weight.device() == anchors.device(),
                 "info_nce_lse: row_weight must be on ", anchors.device(),
                 ", got ", row_weight.device());
@@ -49,10 +52,10 @@ struct InfoNceKernels {
       const at::Tensor& candidates, const at::Tensor& lse, double scale,
       double softcap, int64_t mask, int64_t block_size, int64_t row_offset,
       bool need_anchors, bool need_candidates) {
-    const c10::DeviceGuard guard(anchors.device());
     const auto params = info_nce_check_args(anchors, candidates, scale,
                                             softcap, mask, block_size,
                                             row_offset);
+    const c10::DeviceGuard guard(anchors.device());
     TORCH_CHECK(grad_lse.device() == anchors.device() &&
                     lse.device() == anchors.device(),
                 "info_nce_lse_backward: grad_lse and lse must be on ",
