@@ -11,7 +11,7 @@ decay 1e-6, 10 warm-up epochs then cosine decay; global batch norm under DDP.
 import torch
 
 from csl_ext import distributed
-from csl_ext.encoders.resnet import ResNetEncoder
+from csl_ext.encoders.registry import method_encoder
 from csl_ext.heads import ProjectionHead
 from csl_ext.losses.nt_xent import nt_xent
 from csl_ext.methods.base import Method
@@ -25,6 +25,9 @@ class SimCLR(Method):
 
     Args:
         arch, cifar_stem, width: the ResNet encoder (see ResNetEncoder).
+        encoder, encoder_kwargs: any csl_ext.encoders.ENCODERS entry and its
+            arguments, e.g. "wide_resnet50_2", {"width": 0.125}; None kwargs:
+            arch / width / cifar_stem above (see registry.method_encoder).
         hidden_dim: projection head hidden width (2048 in [0]).
         proj_dim: projection size (128 in [0]).
         temperature: NT-Xent temperature (0.5 for CIFAR-10 in [0], B.9; 0.1
@@ -42,9 +45,10 @@ class SimCLR(Method):
     global_bn = True
 
     def __init__(self, arch="resnet18", cifar_stem=True, width=64, hidden_dim=2048, proj_dim=128,
-                 temperature=0.5, base_lr=0.3, weight_decay=1e-6, warmup_epochs=10, num_classes=None):
+                 temperature=0.5, base_lr=0.3, weight_decay=1e-6, warmup_epochs=10, num_classes=None,
+                 encoder: str = "resnet18", encoder_kwargs: dict | None = None):
         super().__init__(num_classes)
-        self.encoder = ResNetEncoder(arch, cifar_stem=cifar_stem, width=width)
+        self.encoder = method_encoder(encoder, encoder_kwargs, arch=arch, width=width, cifar_stem=cifar_stem)
         self.feature_dim = self.encoder.feature_dim
         self.head = ProjectionHead(self.feature_dim, hidden_dim, proj_dim, batch_norm=True)
         self.temperature, self.base_lr, self.weight_decay = temperature, base_lr, weight_decay
