@@ -29,14 +29,14 @@ import sys
 import time
 from dataclasses import dataclass, field
 
-__all__ = ["main", "build_parser", "PRESETS", "TABLES", "Cell", "plan_grid"]
+__all__ = ["PRESETS", "TABLES", "Cell", "build_parser", "main", "plan_grid"]
 
 # The paper's grids: Table 1 varies the encoder, Table 2 the extraction strategy.
 TABLES = {
-    1: dict(methods=("amdim", "cpc_v2", "yadim"), kind="encoder",
-            rows=("resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "resnext50_32x4d",
-                  "resnext101_32x8d", "wide_resnet50_2", "wide_resnet101_2")),
-    2: dict(methods=("amdim", "yadim"), kind="extraction", rows=("last", "amdim", "last_random", "same_level")),
+    1: {"methods": ("amdim", "cpc_v2", "yadim"), "kind": "encoder",
+            "rows": ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "resnext50_32x4d",
+                  "resnext101_32x8d", "wide_resnet50_2", "wide_resnet101_2")},
+    2: {"methods": ("amdim", "yadim"), "kind": "extraction", "rows": ("last", "amdim", "last_random", "same_level")},
 }
 ROW_LABELS = {"last": "(-1:-1)", "amdim": "(-1:-2)+(-1:-3)+(-2:-2)", "last_random": "(-1:k~U)",
               "same_level": "(-1:-1)+(-2:-2)+(-3:-3)"}
@@ -66,7 +66,7 @@ class Preset:
     probe_epochs: int | None = None
 
 
-_SHORT_RUN = dict(lr=1e-3, warmup_epochs=0.0)  # Adam's 2e-4 moves too little in a few hundred steps
+_SHORT_RUN = {"lr": 1e-3, "warmup_epochs": 0.0}  # Adam's 2e-4 moves too little in a few hundred steps
 PRESETS = {
     # the published widths; epochs are --epochs (the paper's schedule is not reproduced by default)
     "full": Preset(width=1.0, amdim_depth=None, cpc_blocks=None, epochs=100, batch_size=256),
@@ -74,20 +74,20 @@ PRESETS = {
     "small": Preset(width=0.0625, amdim_depth=1, cpc_blocks=(1, 1, 1), epochs=2, batch_size=64,
                     method_kwargs={"amdim": _SHORT_RUN, "yadim": _SHORT_RUN,
                                    "cpc_v2": dict(_SHORT_RUN, offsets=(1, 2, 3), context_blocks=1),
-                                   "simclr": dict(hidden_dim=256, proj_dim=64, warmup_epochs=0),
-                                   "moco_v2": dict(hidden_dim=256, proj_dim=64, queue_size=1024),
-                                   "byol": dict(hidden_dim=256, proj_dim=64, warmup_epochs=0)},
+                                   "simclr": {"hidden_dim": 256, "proj_dim": 64, "warmup_epochs": 0},
+                                   "moco_v2": {"hidden_dim": 256, "proj_dim": 64, "queue_size": 1024},
+                                   "byol": {"hidden_dim": 256, "proj_dim": 64, "warmup_epochs": 0}},
                     probe_epochs=20),
     # seconds: for tests
     "tiny": Preset(width=0.03125, amdim_depth=1, cpc_blocks=(1, 1), epochs=1, batch_size=16, subset=32,
-                   method_kwargs={"cpc_v2": dict(offsets=(1, 2), context_blocks=1),
-                                  "simclr": dict(hidden_dim=32, proj_dim=16),
-                                  "moco_v2": dict(hidden_dim=32, proj_dim=16, queue_size=32),
-                                  "byol": dict(hidden_dim=32, proj_dim=16)},
+                   method_kwargs={"cpc_v2": {"offsets": (1, 2), "context_blocks": 1},
+                                  "simclr": {"hidden_dim": 32, "proj_dim": 16},
+                                  "moco_v2": {"hidden_dim": 32, "proj_dim": 16, "queue_size": 32},
+                                  "byol": {"hidden_dim": 32, "proj_dim": 16}},
                    probe_epochs=2),
 }
 # Table 2's YADIM with another extraction strategy is YADIM's parts with that extraction.
-YADIM_PARTS = dict(augmentation="yadim", encoder="amdim", similarity="scaled_dot", loss="amdim_nce")
+YADIM_PARTS = {"augmentation": "yadim", "encoder": "amdim", "similarity": "scaled_dot", "loss": "amdim_nce"}
 MAP_METHODS = ("amdim", "yadim")  # methods whose extraction is a comparison spec
 
 
@@ -253,9 +253,9 @@ def _run_cell(cell: Cell, args, preset: Preset, protocols: list[str]) -> dict | 
         return None
     start = time.perf_counter()
     scores = _evaluate(result, protocols, preset)
-    record = dict(column=cell.column, row=cell.row, kind=cell.kind, method=cell.method,
-                  method_kwargs=cell.method_kwargs, scores=scores, steps=result.step, epochs=epochs,
-                  train_seconds=round(train_seconds, 2), eval_seconds=round(time.perf_counter() - start, 2))
+    record = {"column": cell.column, "row": cell.row, "kind": cell.kind, "method": cell.method,
+                  "method_kwargs": cell.method_kwargs, "scores": scores, "steps": result.step, "epochs": epochs,
+                  "train_seconds": round(train_seconds, 2), "eval_seconds": round(time.perf_counter() - start, 2)}
     path = os.path.join(cell.folder, "cell.json")
     with open(path + ".tmp", "w") as f:
         json.dump(record, f, indent=1)

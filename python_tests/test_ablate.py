@@ -79,7 +79,7 @@ def test_user_errors_exit_2(args, message, tmp_path, capsys):
 
 def test_console_entry_error_has_no_traceback(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "csl_ext.ablate", "--methods", "simsiam", "--output-dir",
-                           str(tmp_path)], capture_output=True, text=True, timeout=300)
+                           str(tmp_path)], capture_output=True, text=True, timeout=300, check=False)
     assert proc.returncode == 2
     assert "csl-ablate: error: --methods: unknown method 'simsiam'" in proc.stderr
     assert "Traceback" not in proc.stderr

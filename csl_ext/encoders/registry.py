@@ -51,8 +51,16 @@ from csl_ext.encoders.amdim import AMDIM_PRESETS, AMDIMEncoder
 from csl_ext.encoders.cpc_resnet import CPCResNet, PatchEncoder
 from csl_ext.encoders.resnet import ARCHS, ResNetEncoder
 
-__all__ = ["ENCODERS", "STEMS", "build_encoder", "build_map_encoder", "build_patch_encoder",
-           "AMDIMFeatures", "PatchGridEncoder", "MultiScaleMaps"]
+__all__ = [
+    "ENCODERS",
+    "STEMS",
+    "AMDIMFeatures",
+    "MultiScaleMaps",
+    "PatchGridEncoder",
+    "build_encoder",
+    "build_map_encoder",
+    "build_patch_encoder",
+]
 
 STEMS = ("cifar", "imagenet")
 

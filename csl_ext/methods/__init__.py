@@ -6,9 +6,9 @@
     >>> method = compose(augmentation="yadim", encoder="amdim", extraction="last", similarity="scaled_dot",
     ...                  loss="amdim_nce")   # == METHODS["composed"](...)
 """
+from csl_ext.methods import amdim, byol, cpc, moco, simclr, yadim  # noqa: F401  (register)
 from csl_ext.methods.base import Method, StepOutput
+from csl_ext.methods.compose import ComposedMethod, compose
 from csl_ext.methods.registry import METHODS, build_method, register
-from csl_ext.methods import amdim, byol, cpc, moco, simclr, yadim  # noqa: F401,E402  (register)
-from csl_ext.methods.compose import ComposedMethod, compose  # noqa: E402  (registers "composed")
 
-__all__ = ["METHODS", "Method", "StepOutput", "ComposedMethod", "build_method", "compose", "register"]
+__all__ = ["METHODS", "ComposedMethod", "Method", "StepOutput", "build_method", "compose", "register"]

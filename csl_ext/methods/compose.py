@@ -57,7 +57,12 @@ import torch
 import torch.nn.functional as F
 
 from csl_ext import distributed
-from csl_ext.encoders.registry import ARCHS, build_encoder, build_map_encoder, build_patch_encoder
+from csl_ext.encoders.registry import (
+    ARCHS,
+    build_encoder,
+    build_map_encoder,
+    build_patch_encoder,
+)
 from csl_ext.heads import ProjectionHead
 from csl_ext.losses.info_nce import info_nce
 from csl_ext.losses.nt_xent import nt_xent
@@ -70,7 +75,7 @@ from csl_ext.tasks.amdim import FeatureMapContrastiveTask
 from csl_ext.tasks.comparisons import parse_comparisons
 from csl_ext.tasks.cpc import CPCTask
 
-__all__ = ["compose", "ComposedMethod", "AUGMENTATIONS", "SIMILARITIES", "LOSSES"]
+__all__ = ["AUGMENTATIONS", "LOSSES", "SIMILARITIES", "ComposedMethod", "compose"]
 
 AUGMENTATIONS = ("simclr", "moco_v2", "byol", "amdim", "yadim", "cpc_v2")
 SIMILARITIES = ("dot", "scaled_dot", "cosine", "projection_cosine")
@@ -78,16 +83,17 @@ LOSSES = ("nt_xent", "info_nce", "amdim_nce", "cpc_infonce")
 
 # Per loss: the hyperparameters it takes and their defaults (the method's paper settings).
 _DEFAULTS = {
-    "nt_xent": dict(temperature=0.5, hidden_dim=2048, proj_dim=128, head_batch_norm=True, optimizer="lars",
-                    lr=0.3, weight_decay=1e-6, warmup_epochs=10),
-    "info_nce": dict(temperature=0.2, hidden_dim=2048, proj_dim=128, head_batch_norm=False, queue_size=65536,
-                     momentum=0.999, optimizer="sgd", lr=0.03, weight_decay=1e-4, warmup_epochs=0),
-    "amdim_nce": dict(tclip=10.0, reg_coef=0.05, patch_stage=None, optimizer="adam", lr=2e-4, weight_decay=0.0,
-                      warmup_epochs=1.0),
-    "cpc_infonce": dict(offsets=(1, 2, 3, 4, 5), context_blocks=5, optimizer="adam", lr=2e-4, weight_decay=0.0,
-                        warmup_epochs=1.0),
+    "nt_xent": {"temperature": 0.5, "hidden_dim": 2048, "proj_dim": 128, "head_batch_norm": True,
+                "optimizer": "lars", "lr": 0.3, "weight_decay": 1e-6, "warmup_epochs": 10},
+    "info_nce": {"temperature": 0.2, "hidden_dim": 2048, "proj_dim": 128, "head_batch_norm": False,
+                 "queue_size": 65536, "momentum": 0.999, "optimizer": "sgd", "lr": 0.03, "weight_decay": 1e-4,
+                 "warmup_epochs": 0},
+    "amdim_nce": {"tclip": 10.0, "reg_coef": 0.05, "patch_stage": None, "optimizer": "adam", "lr": 2e-4,
+                  "weight_decay": 0.0, "warmup_epochs": 1.0},
+    "cpc_infonce": {"offsets": (1, 2, 3, 4, 5), "context_blocks": 5, "optimizer": "adam", "lr": 2e-4,
+                    "weight_decay": 0.0, "warmup_epochs": 1.0},
 }
-_COMMON = dict(image_size=32, num_classes=None, encoder_kwargs=None)
+_COMMON = {"image_size": 32, "num_classes": None, "encoder_kwargs": None}
 
 
 def _extraction_kind(extraction) -> str:
@@ -172,8 +178,8 @@ class ComposedMethod(Method):
         super().__init__(hp["num_classes"])
         self.augmentation = augmentation
         self.num_views = 1 if augmentation == "cpc_v2" else 2
-        self.parts = dict(augmentation=augmentation, encoder=encoder, extraction=extraction,
-                          similarity=similarity, loss=loss)
+        self.parts = {"augmentation": augmentation, "encoder": encoder, "extraction": extraction,
+                          "similarity": similarity, "loss": loss}
         self.kind, self.loss_name, self.hp = kind, loss, hp
         self.global_bn = loss == "nt_xent"  # SimCLR's global BN under DDP
         encoder_kwargs = dict(hp["encoder_kwargs"] or {})

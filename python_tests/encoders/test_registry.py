@@ -6,7 +6,13 @@ import torch
 from torch import nn
 from torchvision.models import resnet as tv
 
-from csl_ext.encoders import ENCODERS, TABLE1_ENCODERS, build_encoder, build_map_encoder, build_patch_encoder
+from csl_ext.encoders import (
+    ENCODERS,
+    TABLE1_ENCODERS,
+    build_encoder,
+    build_map_encoder,
+    build_patch_encoder,
+)
 from csl_ext.encoders.resnet import ARCHS
 
 WIDTH = 0.0625  # 4 first-stage channels: seconds on a CPU

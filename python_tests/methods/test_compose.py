@@ -46,7 +46,7 @@ def _build(seed, fn, **kwargs):
 
 def test_compose_simclr_equals_the_class():
     views = (torch.randn(6, 3, 32, 32), torch.randn(6, 3, 32, 32))
-    kw = dict(encoder_kwargs=SMALL, hidden_dim=32, proj_dim=16, temperature=0.5)
+    kw = {"encoder_kwargs": SMALL, "hidden_dim": 32, "proj_dim": 16, "temperature": 0.5}
     cls = _build(0, build_method, name="simclr", encoder="resnet18", **kw)
     composed = _build(0, compose, augmentation="simclr", encoder="resnet18", extraction="pooled",
                       similarity="projection_cosine", loss="nt_xent", **kw)
@@ -100,16 +100,16 @@ def test_compose_moco_and_cpc_like_methods_step():
 
 
 @pytest.mark.parametrize("parts, names", [
-    (dict(loss="nt_xent", extraction="amdim"), ("loss='nt_xent'", "extraction='amdim'")),
-    (dict(loss="amdim_nce", extraction="last", similarity="cosine"), ("loss='amdim_nce'", "similarity='cosine'")),
-    (dict(loss="nt_xent", similarity="dot"), ("loss='nt_xent'", "similarity='dot'")),
-    (dict(loss="cpc_infonce", extraction="cpc", similarity="dot"), ("augmentation='simclr'", "extraction='cpc'")),
-    (dict(augmentation="cpc_v2", loss="cpc_infonce", extraction="cpc", similarity="dot", encoder="amdim"),
+    ({"loss": "nt_xent", "extraction": "amdim"}, ("loss='nt_xent'", "extraction='amdim'")),
+    ({"loss": "amdim_nce", "extraction": "last", "similarity": "cosine"}, ("loss='amdim_nce'", "similarity='cosine'")),
+    ({"loss": "nt_xent", "similarity": "dot"}, ("loss='nt_xent'", "similarity='dot'")),
+    ({"loss": "cpc_infonce", "extraction": "cpc", "similarity": "dot"}, ("augmentation='simclr'", "extraction='cpc'")),
+    ({"augmentation": "cpc_v2", "loss": "cpc_infonce", "extraction": "cpc", "similarity": "dot", "encoder": "amdim"},
      ("encoder='amdim'", "extraction='cpc'")),
 ])
 def test_incompatible_parts_name_both(parts, names):
-    full = dict(augmentation="simclr", encoder="resnet18", extraction="pooled", similarity="projection_cosine",
-                loss="nt_xent")
+    full = {"augmentation": "simclr", "encoder": "resnet18", "extraction": "pooled", "similarity": "projection_cosine",
+                "loss": "nt_xent"}
     full.update(parts)
     with pytest.raises(ValueError) as info:
         compose(**full, encoder_kwargs=SMALL)
@@ -118,15 +118,15 @@ def test_incompatible_parts_name_both(parts, names):
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    (dict(augmentation="rotations"), "augmentation must be one of"),
-    (dict(encoder="vit"), "encoder must be one of"),
-    (dict(extraction="(-1:-9)"), "extraction must be 'pooled', 'cpc' or a comparison spec"),
-    (dict(similarity="bilinear"), "similarity must be one of"),
-    (dict(tclip=3.0), r"unknown hyperparameters \['tclip'\] for loss='nt_xent'"),
+    ({"augmentation": "rotations"}, "augmentation must be one of"),
+    ({"encoder": "vit"}, "encoder must be one of"),
+    ({"extraction": "(-1:-9)"}, "extraction must be 'pooled', 'cpc' or a comparison spec"),
+    ({"similarity": "bilinear"}, "similarity must be one of"),
+    ({"tclip": 3.0}, r"unknown hyperparameters \['tclip'\] for loss='nt_xent'"),
 ])
 def test_unknown_choices_are_named(kwargs, match):
-    full = dict(augmentation="simclr", encoder="resnet18", extraction="pooled", similarity="projection_cosine",
-                loss="nt_xent", encoder_kwargs=SMALL)
+    full = {"augmentation": "simclr", "encoder": "resnet18", "extraction": "pooled", "similarity": "projection_cosine",
+                "loss": "nt_xent", "encoder_kwargs": SMALL}
     full.update(kwargs)
     with pytest.raises(ValueError, match=match):
         compose(**full)
@@ -134,14 +134,15 @@ def test_unknown_choices_are_named(kwargs, match):
 
 # Each method, two optimiser steps through the Trainer with a non-default encoder.
 NON_DEFAULT = {
-    "simclr": dict(encoder="wide_resnet50_2", encoder_kwargs=SMALL, hidden_dim=32, proj_dim=16),
-    "moco_v2": dict(encoder="resnext50_32x4d", encoder_kwargs=SMALL, hidden_dim=32, proj_dim=16, queue_size=32),
-    "byol": dict(encoder="resnet34", encoder_kwargs=SMALL, hidden_dim=32, proj_dim=16),
-    "amdim": dict(encoder="resnet18", encoder_kwargs=SMALL),
-    "yadim": dict(encoder="resnet50", encoder_kwargs=SMALL),
-    "cpc_v2": dict(encoder="resnet10", encoder_kwargs=SMALL, offsets=(1, 2), context_blocks=1),
-    "composed": dict(augmentation="yadim", encoder="resnext50_32x4d", extraction="same_level",
-                     similarity="scaled_dot", loss="amdim_nce", encoder_kwargs=SMALL),
+    "simclr": {"encoder": "wide_resnet50_2", "encoder_kwargs": SMALL, "hidden_dim": 32, "proj_dim": 16},
+    "moco_v2": {"encoder": "resnext50_32x4d", "encoder_kwargs": SMALL, "hidden_dim": 32, "proj_dim": 16,
+                "queue_size": 32},
+    "byol": {"encoder": "resnet34", "encoder_kwargs": SMALL, "hidden_dim": 32, "proj_dim": 16},
+    "amdim": {"encoder": "resnet18", "encoder_kwargs": SMALL},
+    "yadim": {"encoder": "resnet50", "encoder_kwargs": SMALL},
+    "cpc_v2": {"encoder": "resnet10", "encoder_kwargs": SMALL, "offsets": (1, 2), "context_blocks": 1},
+    "composed": {"augmentation": "yadim", "encoder": "resnext50_32x4d", "extraction": "same_level",
+                     "similarity": "scaled_dot", "loss": "amdim_nce", "encoder_kwargs": SMALL},
 }
 
 
