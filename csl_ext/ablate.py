@@ -401,6 +401,23 @@ def main(argv=None) -> int:
 
 
 def _main(args) -> int:
+    import torch.distributed as dist
+
+    from csl_ext.train.distributed_setup import init_distributed
+
+    # Under torchrun: one process group for every cell (the trainer joins it
+    # and leaves it up), so ranks never race to rebuild it between cells.
+    created_group = init_distributed()
+    try:
+        return _run_grid(args)
+    finally:
+        if created_group:
+            dist.destroy_process_group()
+
+
+def _run_grid(args) -> int:
+    import torch.distributed as dist
+
     from csl_ext import distributed
     from csl_ext.eval.evaluate import check_protocols
 
@@ -441,6 +458,8 @@ def _main(args) -> int:
                         f"(train {record['train_seconds']:.0f} s, eval {record['eval_seconds']:.0f} s)")
                 (bar.write if bar is not None else print)(line)
                 write_reports(args.output_dir, kind, columns, rows, _ordered(records, cells), protocols[0])
+            if distributed.is_distributed():
+                dist.barrier()  # the other ranks wait for rank 0's evaluation
             if bar is not None:
                 bar.update(1)
     finally:

@@ -4,6 +4,7 @@ nothing; a cell whose evaluation was lost resumes from its checkpoint
 without training; user errors exit with status 2 and a one-line message."""
 import csv
 import os
+import socket
 import subprocess
 import sys
 
@@ -83,3 +84,24 @@ def test_console_entry_error_has_no_traceback(tmp_path):
     assert proc.returncode == 2
     assert "csl-ablate: error: --methods: unknown method 'simsiam'" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.slow
+def test_grid_under_torchrun_two_processes(tmp_path):
+    """Two gloo processes, two cells: (-1:-1) and a random target map leave
+    some embedding heads without a gradient (DDP must be told), and the
+    second cell must reuse the process group rather than race to rebuild it
+    while rank 0 evaluates the first."""
+    out = tmp_path / "ddp"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    with socket.socket() as free:  # a free port for the rendezvous
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={port}",
+                           "-m", "csl_ext.ablate", "--methods", "yadim", "--comparisons", "last,last_random",
+                           "--preset", "tiny", "--no-progress", "--output-dir", str(out)],
+                          capture_output=True, text=True, timeout=300, check=False, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = list(csv.DictReader((out / "results.csv").open()))
+    assert {r["row"] for r in rows} == {"last", "last_random"}
+    assert proc.stdout.count("csl-ablate: done") == 1  # reports from rank 0 only
