@@ -111,5 +111,5 @@ setup(
     },
     ext_modules=ext_modules,
     cmdclass=cmdclass,
-    entry_points={"console_scripts": ["csl-train=csl_ext.cli:main"]},
+    entry_points={"console_scripts": ["csl-train=csl_ext.cli:main", "csl-ablate=csl_ext.ablate:main"]},
 )

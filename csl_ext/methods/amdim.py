@@ -14,7 +14,8 @@ regulariser, on the fused op. Optimiser: Adam, lr 2e-4.
 import torch
 
 from csl_ext import distributed
-from csl_ext.encoders.amdim import AMDIM_PRESETS, AMDIMEncoder
+from csl_ext.encoders.amdim import AMDIM_PRESETS
+from csl_ext.encoders.registry import build_map_encoder
 from csl_ext.methods.adam import adam_with_warmup
 from csl_ext.methods.base import Method
 from csl_ext.methods.registry import register
@@ -34,6 +35,12 @@ class AMDIM(Method):
         tclip, reg_coef: soft clip and score regulariser of amdim_nce (10, 0.05).
         lr, warmup_epochs: Adam's rate (2e-4) and linear warm-up.
         num_classes: online probe classes (None: no probe).
+        encoder, encoder_kwargs: any csl_ext.encoders.ENCODERS entry and its
+            arguments; None kwargs with "amdim": ndf / n_rkhs / depth / use_bn
+            above. Another entry's last three stages' maps are embedded to
+            D = encoder_kwargs["embed_dim"] (default n_rkhs, else its feature
+            size) by 1x1 convs and its last map is pooled to 1x1
+            (csl_ext.encoders.registry.MultiScaleMaps).
 
     Shapes:
         views: two (N, 3, S, S) tensors; embed: (N, 3, S, S) -> (N, n_rkhs),
@@ -43,13 +50,16 @@ class AMDIM(Method):
     augmentation = "amdim"
 
     def __init__(self, image_size=32, ndf=None, n_rkhs=None, depth=None, use_bn=False, comparisons="amdim",
-                 tclip=10.0, reg_coef=0.05, lr=2e-4, warmup_epochs=1.0, num_classes=None):
+                 tclip=10.0, reg_coef=0.05, lr=2e-4, warmup_epochs=1.0, num_classes=None, encoder: str = "amdim",
+                 encoder_kwargs: dict | None = None):
         super().__init__(num_classes)
         preset = _preset_for(image_size)
-        self.encoder = AMDIMEncoder(
-            ndf=ndf or preset.ndf, n_rkhs=n_rkhs or preset.n_rkhs, depth=depth or preset.depth,
-            image_size=image_size, use_bn=use_bn,
-        )
+        if encoder == "amdim" and encoder_kwargs is None:  # today's encoder
+            encoder_kwargs = dict(ndf=ndf or preset.ndf, n_rkhs=n_rkhs or preset.n_rkhs, depth=depth or preset.depth,
+                                  use_bn=use_bn)
+        elif encoder != "amdim" and n_rkhs is not None:
+            encoder_kwargs = {"embed_dim": n_rkhs, **(encoder_kwargs or {})}
+        self.encoder = build_map_encoder(encoder, image_size, **(encoder_kwargs or {}))
         self.feature_dim = self.encoder.n_rkhs
         self.task = self._make_task(comparisons, tclip, reg_coef)
         self.lr, self.warmup_epochs = lr, warmup_epochs

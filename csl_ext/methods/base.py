@@ -85,6 +85,16 @@ class Method(nn.Module):
     def check_batch_size(self, global_batch: int) -> None:
         """Raises ValueError for a batch size the method cannot use."""
 
+    @property
+    def find_unused_parameters(self) -> bool:
+        """Whether DDP must look for parameters that got no gradient this step:
+        a feature-map task that compares only some of the encoder's maps
+        ((-1:-1), or a random target map) leaves the other maps' embedding
+        heads out of the loss, which plain DDP refuses."""
+        from csl_ext.tasks.amdim import FeatureMapContrastiveTask
+
+        return isinstance(getattr(self, "task", None), FeatureMapContrastiveTask)
+
     # -- shared -------------------------------------------------------------------
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """The representation to evaluate: (N, 3, H, W) -> (N, feature_dim)."""

@@ -16,7 +16,7 @@ import math
 
 import torch
 
-from csl_ext.encoders.resnet import ResNetEncoder
+from csl_ext.encoders.registry import method_encoder
 from csl_ext.heads import PredictionHead, ProjectionHead
 from csl_ext.losses.byol import byol_loss
 from csl_ext.methods.base import Method
@@ -52,6 +52,8 @@ class BYOL(Method):
 
     Args:
         arch, cifar_stem, width: the ResNet encoder.
+        encoder, encoder_kwargs: any csl_ext.encoders.ENCODERS entry and its
+            arguments (None kwargs: arch / width / cifar_stem).
         hidden_dim, proj_dim: projector and predictor MLPs (4096 -> 256 in [0]).
         tau_base: initial target EMA coefficient (0.996 in [0]).
         optimizer: ``"lars"`` ([0]'s, default), ``"sgd"`` or ``"adam"``.
@@ -77,12 +79,13 @@ class BYOL(Method):
 
     def __init__(self, arch="resnet18", cifar_stem=True, width=64, hidden_dim=4096, proj_dim=256,
                  tau_base=0.996, optimizer: str = "lars", base_lr: float | None = None, weight_decay=1.5e-6,
-                 warmup_epochs=10, short_run_fraction: float | None = SHORT_RUN_FRACTION, num_classes=None):
+                 warmup_epochs=10, short_run_fraction: float | None = SHORT_RUN_FRACTION, num_classes=None,
+                 encoder: str = "resnet18", encoder_kwargs: dict | None = None):
         super().__init__(num_classes)
         if not 0 <= tau_base <= 1:
             raise ValueError(f"tau_base must be in [0, 1], got {tau_base!r}")
         self.optimizer = check_optimizer(optimizer)
-        self.encoder = ResNetEncoder(arch, cifar_stem=cifar_stem, width=width)
+        self.encoder = method_encoder(encoder, encoder_kwargs, arch=arch, width=width, cifar_stem=cifar_stem)
         self.feature_dim = self.encoder.feature_dim
         self.head = ProjectionHead(self.feature_dim, hidden_dim, proj_dim, batch_norm=True)
         self.predictor = PredictionHead(proj_dim, hidden_dim)

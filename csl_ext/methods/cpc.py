@@ -15,7 +15,7 @@ fused op. Optimiser: Adam, lr 2e-4 (see csl_ext.methods.adam).
 import torch
 
 from csl_ext import distributed
-from csl_ext.encoders.cpc_resnet import CPCResNet, PatchEncoder
+from csl_ext.encoders.registry import build_patch_encoder
 from csl_ext.methods.adam import adam_with_warmup
 from csl_ext.methods.base import Method
 from csl_ext.methods.registry import register
@@ -35,6 +35,10 @@ class CPCV2(Method):
         context_blocks: residual masked-convolution blocks of the context net.
         lr, warmup_epochs: Adam's rate and linear warm-up.
         num_classes: online probe classes (None: no probe).
+        encoder, encoder_kwargs: any csl_ext.encoders.ENCODERS entry (not
+            "amdim") run on every patch, and its arguments; None kwargs with
+            "cpc_resnet": blocks / width above. torchvision entries get
+            norm="layer" (LayerNorm) unless encoder_kwargs says otherwise.
 
     Shapes:
         views: one (N, 7, 7, 3, p, p) patch grid; embed: (N, 3, S, S) ->
@@ -45,13 +49,15 @@ class CPCV2(Method):
     num_views = 1
 
     def __init__(self, image_size=32, blocks=(3, 4, 6, 3), width=64, offsets=(1, 2, 3, 4, 5), context_blocks=5,
-                 lr=2e-4, warmup_epochs=1.0, num_classes=None):
+                 lr=2e-4, warmup_epochs=1.0, num_classes=None, encoder: str = "cpc_resnet",
+                 encoder_kwargs: dict | None = None):
         super().__init__(num_classes)
         if not isinstance(image_size, int) or image_size < 16 or image_size % 8:
             raise ValueError(f"image_size must be a multiple of 8 >= 16, got {image_size!r}")
-        backbone = CPCResNet(tuple(blocks), width)
-        self.encoder = PatchEncoder(backbone, patch_size=image_size // 4, stride=image_size // 8)
-        self.feature_dim = backbone.out_dim
+        if encoder == "cpc_resnet" and encoder_kwargs is None:  # today's encoder
+            encoder_kwargs = {"blocks": tuple(blocks), "base_width": width}
+        self.encoder = build_patch_encoder(encoder, image_size, **(encoder_kwargs or {}))  # PatchEncoder
+        self.feature_dim = self.encoder.feature_dim
         self.task = CPCTask(self.feature_dim, offsets=tuple(offsets), context_blocks=context_blocks)
         self.lr, self.warmup_epochs = lr, warmup_epochs
         self._make_probe()

@@ -16,7 +16,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 
 from csl_ext import distributed
-from csl_ext.encoders.resnet import ResNetEncoder
+from csl_ext.encoders.registry import method_encoder
 from csl_ext.heads import ProjectionHead
 from csl_ext.losses.info_nce import info_nce
 from csl_ext.methods.base import Method
@@ -39,6 +39,8 @@ class MoCoV2(Method):
 
     Args:
         arch, cifar_stem, width: the ResNet encoder.
+        encoder, encoder_kwargs: any csl_ext.encoders.ENCODERS entry and its
+            arguments (None kwargs: arch / width / cifar_stem).
         hidden_dim, proj_dim: MLP head (2048 -> 128 in [1]).
         head_batch_norm: batch norm in the head's hidden layer. [1] has none;
             small encoders trained for few steps need it (see the example):
@@ -82,14 +84,15 @@ class MoCoV2(Method):
     def __init__(self, arch="resnet18", cifar_stem=True, width=64, hidden_dim=2048, proj_dim=128,
                  queue_size=65536, momentum=0.999, temperature=0.2, optimizer: str = "sgd",
                  base_lr: float | None = None, weight_decay=1e-4, head_batch_norm=False, bn_splits=1,
-                 short_run_fraction: float | None = SHORT_RUN_FRACTION, num_classes=None):
+                 short_run_fraction: float | None = SHORT_RUN_FRACTION, num_classes=None,
+                 encoder: str = "resnet18", encoder_kwargs: dict | None = None):
         super().__init__(num_classes)
         if not isinstance(queue_size, int) or queue_size < 1:
             raise ValueError(f"queue_size must be an integer >= 1, got {queue_size!r}")
         if not 0 <= momentum < 1:
             raise ValueError(f"momentum must be in [0, 1), got {momentum!r}")
         self.optimizer = check_optimizer(optimizer)
-        self.encoder = convert_split_batchnorm(ResNetEncoder(arch, cifar_stem=cifar_stem, width=width), bn_splits)
+        self.encoder = convert_split_batchnorm(method_encoder(encoder, encoder_kwargs, arch=arch, width=width, cifar_stem=cifar_stem), bn_splits)
         self.bn_splits = bn_splits
         self.feature_dim = self.encoder.feature_dim
         head = ProjectionHead(self.feature_dim, hidden_dim, proj_dim, batch_norm=head_batch_norm)

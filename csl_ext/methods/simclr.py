@@ -14,7 +14,7 @@ norm under DDP.
 import torch
 
 from csl_ext import distributed
-from csl_ext.encoders.resnet import ResNetEncoder
+from csl_ext.encoders.registry import method_encoder
 from csl_ext.heads import SimCLRProjectionHead
 from csl_ext.losses.nt_xent import nt_xent
 from csl_ext.methods.base import Method
@@ -41,6 +41,9 @@ class SimCLR(Method):
             encoder's feature size, as [1]'s code (``mid_dim``). The head is
             [1]'s: BN after both linear layers, no bias and no BN shift on the
             output (`csl_ext.heads.SimCLRProjectionHead`).
+        encoder, encoder_kwargs: any csl_ext.encoders.ENCODERS entry and its
+            arguments, e.g. "wide_resnet50_2", {"width": 0.125}; None kwargs:
+            arch / width / cifar_stem above (see registry.method_encoder).
         proj_dim: projection size (128 in [0]).
         temperature: NT-Xent temperature (0.5 for CIFAR-10 in [0], B.9; 0.1
             with large batches on ImageNet).
@@ -67,12 +70,13 @@ class SimCLR(Method):
 
     def __init__(self, arch="resnet18", cifar_stem=True, width=64, hidden_dim: int | None = None, proj_dim=128,
                  temperature=0.5, optimizer: str = "lars", base_lr: float | None = None, weight_decay=1e-6,
-                 warmup_epochs=10, short_run_fraction: float | None = SHORT_RUN_FRACTION, num_classes=None):
+                 warmup_epochs=10, short_run_fraction: float | None = SHORT_RUN_FRACTION, num_classes=None,
+                 encoder: str = "resnet18", encoder_kwargs: dict | None = None):
         super().__init__(num_classes)
         self.optimizer = check_optimizer(optimizer)
         if not temperature > 0:
             raise ValueError(f"temperature must be > 0, got {temperature!r}")
-        self.encoder = ResNetEncoder(arch, cifar_stem=cifar_stem, width=width)
+        self.encoder = method_encoder(encoder, encoder_kwargs, arch=arch, width=width, cifar_stem=cifar_stem)
         self.feature_dim = self.encoder.feature_dim
         self.head = SimCLRProjectionHead(self.feature_dim, proj_dim, hidden_dim)
         self.temperature, self.weight_decay = temperature, weight_decay

@@ -28,7 +28,7 @@ class YADIM(AMDIM):
 
     Args:
         image_size, ndf, n_rkhs, depth, use_bn, tclip, reg_coef, lr,
-            warmup_epochs, num_classes: as in AMDIM.
+            warmup_epochs, num_classes, encoder, encoder_kwargs: as in AMDIM.
         patch_stage: CPC's patch stage on both views (the union pipeline):
             True / "patches" = overlapping patches augmented on their own,
             overlaps averaged (this project's reading of §3.3); "image" =
@@ -39,9 +39,10 @@ class YADIM(AMDIM):
     augmentation = "yadim"
 
     def __init__(self, image_size=32, ndf=None, n_rkhs=None, depth=None, use_bn=False, tclip=10.0, reg_coef=0.05,
-                 lr=2e-4, warmup_epochs=1.0, patch_stage=True, num_classes=None):
+                 lr=2e-4, warmup_epochs=1.0, patch_stage=True, num_classes=None, encoder: str = "amdim",
+                 encoder_kwargs: dict | None = None):
         super().__init__(image_size, ndf, n_rkhs, depth, use_bn, "last", tclip, reg_coef, lr, warmup_epochs,
-                         num_classes)
+                         num_classes, encoder=encoder, encoder_kwargs=encoder_kwargs)
         self.patch_stage = None
         if patch_stage:
             config = method_config("yadim", image_size)

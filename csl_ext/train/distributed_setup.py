@@ -74,4 +74,5 @@ def wrap_model(method: nn.Module, device: torch.device) -> nn.Module:
         # torch 2.14 deprecates broadcast_buffers, but its replacement still syncs
         # at init and has no per-forward "off" with the same meaning yet
         warnings.simplefilter("ignore", FutureWarning)
-        return nn.parallel.DistributedDataParallel(method, device_ids=ids, broadcast_buffers=False)
+        return nn.parallel.DistributedDataParallel(method, device_ids=ids, broadcast_buffers=False,
+                                                   find_unused_parameters=method.find_unused_parameters)

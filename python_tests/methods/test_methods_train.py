@@ -16,6 +16,8 @@ TINY = {
     "amdim": dict(ndf=16, n_rkhs=64, depth=1, lr=1e-3, warmup_epochs=0),
     "cpc_v2": dict(blocks=(1, 1), width=8, offsets=(1, 2, 3), context_blocks=1, lr=1e-3, warmup_epochs=0),
     "yadim": dict(ndf=16, n_rkhs=64, depth=1, lr=1e-3, warmup_epochs=0),
+    # csl_ext.methods.compose: SimCLR's parts by default
+    "composed": dict(encoder_kwargs={"width": 0.125}, hidden_dim=64, proj_dim=32, warmup_epochs=0),
 }
 STEPS = 12
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # small convolutions: one thread
