@@ -63,7 +63,7 @@ from csl_ext.encoders.registry import (
     build_map_encoder,
     build_patch_encoder,
 )
-from csl_ext.heads import ProjectionHead
+from csl_ext.heads import ProjectionHead, SimCLRProjectionHead
 from csl_ext.losses.info_nce import info_nce
 from csl_ext.losses.nt_xent import nt_xent
 from csl_ext.methods.adam import adam_with_warmup
@@ -83,7 +83,7 @@ LOSSES = ("nt_xent", "info_nce", "amdim_nce", "cpc_infonce")
 
 # Per loss: the hyperparameters it takes and their defaults (the method's paper settings).
 _DEFAULTS = {
-    "nt_xent": {"temperature": 0.5, "hidden_dim": 2048, "proj_dim": 128, "head_batch_norm": True,
+    "nt_xent": {"temperature": 0.5, "hidden_dim": None, "proj_dim": 128, "head_batch_norm": True,
                 "optimizer": "lars", "lr": 0.3, "weight_decay": 1e-6, "warmup_epochs": 10},
     "info_nce": {"temperature": 0.2, "hidden_dim": 2048, "proj_dim": 128, "head_batch_norm": False,
                  "queue_size": 65536, "momentum": 0.999, "optimizer": "sgd", "lr": 0.03, "weight_decay": 1e-4,
@@ -193,8 +193,12 @@ class ComposedMethod(Method):
             self.feature_dim = self.encoder.feature_dim
             self.head = None
             if similarity == "projection_cosine":
-                self.head = ProjectionHead(self.feature_dim, hp["hidden_dim"], hp["proj_dim"],
-                                           batch_norm=hp["head_batch_norm"])
+                hidden = hp["hidden_dim"] or self.feature_dim  # None: the feature size, as SimCLR's code
+                if loss == "nt_xent" and hp["head_batch_norm"]:
+                    self.head = SimCLRProjectionHead(self.feature_dim, hp["proj_dim"], hidden)
+                else:
+                    self.head = ProjectionHead(self.feature_dim, hidden, hp["proj_dim"],
+                                               batch_norm=hp["head_batch_norm"])
             if loss == "info_nce":
                 self._make_queue(hp)
         elif kind == "comparisons":
@@ -305,13 +309,11 @@ class ComposedMethod(Method):
 
 def _yadim_patch_stage(image_size: int):
     """YADIM's device-side patch stage (the same one the YADIM class builds)."""
-    from csl_ext.augment.config import PatchConfig, method_config
-    from csl_ext.methods.yadim import NormalisedPatchAugment
-    from csl_ext.tasks.yadim import PatchStage
+    from csl_ext.augment.config import method_config
+    from csl_ext.augment.patch_stage import yadim_patch_stage
 
     config = method_config("yadim", image_size)
-    patch = PatchConfig(patch_size=image_size // 4, stride=image_size // 8)  # the 7x7 grid
-    return PatchStage(patch.patch_size, patch.stride, NormalisedPatchAugment(patch, config.mean, config.std))
+    return yadim_patch_stage(image_size, config.mean, config.std, "patches")
 
 
 def compose(augmentation: str, encoder: str, extraction: str, similarity: str, loss: str,
