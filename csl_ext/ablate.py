@@ -264,19 +264,16 @@ def _run_cell(cell: Cell, args, preset: Preset, protocols: list[str]) -> dict | 
 
 
 def _evaluate(result, protocols: list[str], preset: Preset) -> dict:
-    from csl_ext.data import DEFAULT_SIZE, SPLITS, load_dataset
-    from csl_ext.eval import evaluate_encoder
-    from csl_ext.train.evaluate import Embedder
+    from csl_ext.data import DEFAULT_SIZE, load_eval_splits
+    from csl_ext.eval import default_val_split, evaluate_encoder
 
     cfg = result.config
     size = cfg.image_size or DEFAULT_SIZE[cfg.dataset]
-    _, train_split, test_split = SPLITS[cfg.dataset]
-    train_set = load_dataset(cfg.dataset, train_split, root=cfg.data_root, image_size=size)
-    test_set = load_dataset(cfg.dataset, test_split, root=cfg.data_root, image_size=size)
+    train_set, test_set = load_eval_splits(cfg.dataset, cfg.data_root, size)
     method = result.method.eval()
     probe_kwargs = {"epochs": preset.probe_epochs} if preset.probe_epochs else None
-    return evaluate_encoder(Embedder(method), train_set, test_set, protocols=tuple(protocols),
-                            probe_kwargs=probe_kwargs, seed=cfg.seed)
+    return evaluate_encoder(method, train_set, test_set, protocols=tuple(protocols), probe_kwargs=probe_kwargs,
+                            seed=cfg.seed, val_split=default_val_split(cfg.dataset))
 
 
 def _load_record(cell: Cell) -> dict | None:
