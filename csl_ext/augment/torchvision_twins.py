@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import math
 import os
-import signal
 from typing import List, Optional
 
 import numpy as np
@@ -93,14 +92,6 @@ def sample_seed(seed: int, epoch: int, index: int) -> int:
     sample index) only, so a sample's views depend neither on the worker that makes
     them nor on the batches before it (a resumed epoch skips them without decoding)."""
     return (seed * 1_000_003 + epoch * 7_919 + index) % (2**63 - 1)
-
-
-def _leave_sigterm_to_the_main_process(worker_id: int) -> None:
-    """DataLoader worker init: ignore SIGTERM. A scheduler that signals the whole process
-    group would otherwise kill the workers mid-epoch, and the trainer (which saves a
-    checkpoint at the next step on SIGTERM) would die on the lost worker instead; the
-    workers still exit with the main process (the DataLoader shuts them down)."""
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 class _SeededSamples(torch.utils.data.Sampler):
@@ -234,7 +225,7 @@ class TorchvisionLoader:
         self.loader = torch.utils.data.DataLoader(
             ds, batch_size=batch_size, sampler=self._samples, num_workers=num_workers,
             drop_last=drop_last, persistent_workers=persistent_workers and num_workers > 0,
-            pin_memory=self.device.type == "cuda", worker_init_fn=_leave_sigterm_to_the_main_process)
+            pin_memory=self.device.type == "cuda")
 
     @property
     def num_samples(self) -> int:
