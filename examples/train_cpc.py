@@ -23,7 +23,7 @@ import sys
 
 from csl_ext.train.example import run_example
 
-# small widths: minutes on 2 CPU cores (the paper's widths are in the docstring)
+# small widths: minutes on 2 CPU cores (larger settings are in the docstring)
 KWARGS = {"blocks": [1, 1, 1], "width": 16, "lr": 1e-3}  # lr 5x the 2e-4 default: a short run
 
 if __name__ == "__main__":

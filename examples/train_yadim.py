@@ -23,8 +23,8 @@ import sys
 
 from csl_ext.train.example import run_example
 
-# small widths: minutes on 2 CPU cores (the paper's widths are in the docstring);
-# lr 1e-3, 5x the paper's 2e-4, for a run of a few hundred steps
+# small widths: minutes on 2 CPU cores (larger settings are in the docstring);
+# lr 1e-3, 5x the reference code's 2e-4, for a run of a few hundred steps
 KWARGS = {"ndf": 32, "n_rkhs": 256, "depth": 3, "lr": 1e-3}
 
 if __name__ == "__main__":
