@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["AMDIMEncoder", "amdim_encoder", "AMDIM_PRESETS", "AMDIMConfig"]
+__all__ = ["AMDIM_PRESETS", "AMDIMConfig", "AMDIMEncoder", "amdim_encoder"]
 
 
 @dataclass(frozen=True)
@@ -228,6 +228,6 @@ def amdim_encoder(preset: str = "cifar10", **overrides) -> AMDIMEncoder:
     if preset not in AMDIM_PRESETS:
         raise ValueError(f"preset must be one of {sorted(AMDIM_PRESETS)}, got {preset!r}")
     config = AMDIM_PRESETS[preset]
-    kwargs = dict(ndf=config.ndf, n_rkhs=config.n_rkhs, depth=config.depth, image_size=config.image_size)
+    kwargs = {"ndf": config.ndf, "n_rkhs": config.n_rkhs, "depth": config.depth, "image_size": config.image_size}
     kwargs.update(overrides)
     return AMDIMEncoder(**kwargs)

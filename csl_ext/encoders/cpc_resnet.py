@@ -19,14 +19,14 @@ from torch import nn
 
 from csl_ext.ops.patchify import patchify
 
-__all__ = ["CPCResNet", "PatchEncoder", "layer_norm2d", "CPC_RESNET_PRESETS", "cpc_resnet"]
+__all__ = ["CPC_RESNET_PRESETS", "CPCResNet", "PatchEncoder", "cpc_resnet", "layer_norm2d"]
 
 # Named layouts: blocks per stage, bottleneck width per stage, output channels per stage.
 CPC_RESNET_PRESETS = {
     # [0]'s ResNet-161 up to its widened third stack (4096-d feature maps, the representation [0] evaluates)
-    "resnet161": dict(blocks=(3, 4, 46), widths=(64, 128, 512), channels=(256, 512, 4096)),
+    "resnet161": {"blocks": (3, 4, 46), "widths": (64, 128, 512), "channels": (256, 512, 4096)},
     # ResNet-101's first three stacks (23 blocks, 256 -> 1024), for comparison
-    "resnet101": dict(blocks=(3, 4, 23), widths=(64, 128, 256), channels=(256, 512, 1024)),
+    "resnet101": {"blocks": (3, 4, 23), "widths": (64, 128, 256), "channels": (256, 512, 1024)},
 }
 
 
@@ -50,7 +50,8 @@ class _Bottleneck(nn.Module):
             layer_norm2d(width), nn.ReLU(), nn.Conv2d(width, width, 3, stride, 1, bias=False),
             layer_norm2d(width), nn.ReLU(), nn.Conv2d(width, c_out, 1, bias=False),
         )  # fmt: skip
-        self.shortcut = nn.Identity() if stride == 1 and c_in == c_out else nn.Conv2d(c_in, c_out, 1, stride, bias=False)
+        same_shape = stride == 1 and c_in == c_out
+        self.shortcut = nn.Identity() if same_shape else nn.Conv2d(c_in, c_out, 1, stride, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.body(x) + self.shortcut(x)
@@ -141,7 +142,8 @@ class PatchEncoder(nn.Module):
         (B, C, H, W) images -> (B, D, nH, nW) grid.
     """
 
-    def __init__(self, encoder: nn.Module, patch_size: int, stride: int, patch_transform: Callable[[torch.Tensor], torch.Tensor] | None = None):
+    def __init__(self, encoder: nn.Module, patch_size: int, stride: int,
+                 patch_transform: Callable[[torch.Tensor], torch.Tensor] | None = None):
         super().__init__()
         self.encoder = _as_vector_encoder(encoder)
         self.patch_size = patch_size
@@ -158,5 +160,6 @@ class PatchEncoder(nn.Module):
         if features.dim() == 4:
             features = features.mean(dim=(2, 3))
         if features.dim() != 2 or features.shape[0] != flat.shape[0]:
-            raise ValueError(f"encoder must return (N, D) or (N, D, h, w) for N = {flat.shape[0]} patches, got {tuple(features.shape)}")
+            raise ValueError(f"encoder must return (N, D) or (N, D, h, w) for N = {flat.shape[0]} patches, "
+                             f"got {tuple(features.shape)}")
         return features.reshape(b, n_h, n_w, -1).permute(0, 3, 1, 2)  # B x D x nH x nW

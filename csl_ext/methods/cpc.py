@@ -66,7 +66,7 @@ class CPCV2(Method):
             raise ValueError(f"image_size must be a multiple of 8 >= 16, got {image_size!r}")
         if encoder is not None and encoder not in CPC_RESNET_PRESETS:
             raise ValueError(f"encoder must be None or one of {sorted(CPC_RESNET_PRESETS)}, got {encoder!r}")
-        layout = CPC_RESNET_PRESETS[encoder] if encoder is not None else dict(blocks=tuple(blocks), width=width)
+        layout = CPC_RESNET_PRESETS[encoder] if encoder is not None else {"blocks": tuple(blocks), "width": width}
         backbone = CPCResNet(**layout)
         patch, stride = image_size // 4, image_size // 8
         self.encoder = PatchEncoder(backbone, patch_size=patch, stride=stride)

@@ -17,7 +17,7 @@ from torch import nn
 from csl_ext.losses.cpc_infonce import cpc_infonce
 from csl_ext.nn.masked_conv import MaskedConv2d
 
-__all__ = ["ContextNetwork", "CPCTask", "DIRECTIONS", "default_offsets"]
+__all__ = ["DIRECTIONS", "CPCTask", "ContextNetwork", "default_offsets"]
 
 
 class _MaskedResidualBlock(nn.Module):
@@ -106,11 +106,14 @@ class CPCTask(nn.Module):
         if not self.offsets or any(isinstance(k, bool) or not isinstance(k, int) or k < 1 for k in self.offsets):
             raise ValueError(f"offsets must name at least one step, ints >= 1, e.g. (2, 3, 4), got {offsets!r}")
         self.directions = tuple(directions)
-        if not self.directions or len(set(self.directions)) != len(self.directions) or not set(self.directions) <= set(DIRECTIONS):
+        distinct = len(set(self.directions)) == len(self.directions)
+        if not self.directions or not distinct or not set(self.directions) <= set(DIRECTIONS):
             raise ValueError(f"directions must be distinct values of {DIRECTIONS}, got {directions!r}")
         self.scale = scale
         self.target_head = nn.Conv2d(dim, target_dim, 1)
-        self.contexts = nn.ModuleDict({d: ContextNetwork(dim, hidden, context_blocks, kernel_size) for d in self.directions})
+        self.contexts = nn.ModuleDict(
+            {d: ContextNetwork(dim, hidden, context_blocks, kernel_size) for d in self.directions}
+        )
         self.heads = nn.ModuleDict(
             {d: nn.ModuleList(nn.Conv2d(dim, target_dim, 1) for _ in self.offsets) for d in self.directions}
         )
@@ -120,7 +123,9 @@ class CPCTask(nn.Module):
             raise ValueError(f"grid must be (B, D, H, W), got shape {tuple(grid.shape)}")
         height = grid.shape[2]
         if max(self.offsets) >= height:
-            raise ValueError(f"offsets {self.offsets} need a grid taller than {max(self.offsets)} rows, got H = {height}")
+            raise ValueError(
+                f"offsets {self.offsets} need a grid taller than {max(self.offsets)} rows, got H = {height}"
+            )
         targets = self.target_head(grid)
         loss = 0.0
         for direction in self.directions:

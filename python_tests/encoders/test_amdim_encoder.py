@@ -4,7 +4,14 @@ import torch
 import torchvision
 
 import csl_ext
-from csl_ext.encoders import AMDIM_PRESETS, AMDIMEncoder, CPCResNet, PatchEncoder, amdim_encoder, layer_norm2d
+from csl_ext.encoders import (
+    AMDIM_PRESETS,
+    AMDIMEncoder,
+    CPCResNet,
+    PatchEncoder,
+    amdim_encoder,
+    layer_norm2d,
+)
 
 SIZES = [32, 64, 128]
 

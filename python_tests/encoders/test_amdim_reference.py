@@ -63,7 +63,8 @@ class RefResNxN(nn.Module):
 
 
 def ref_block(c_in, c_out, k, s, depth, use_bn):
-    return nn.Sequential(RefResNxN(c_in, c_out, k, s, use_bn), *[RefResNxN(c_out, c_out, 1, 1, use_bn) for _ in range(depth - 1)])
+    rest = [RefResNxN(c_out, c_out, 1, 1, use_bn) for _ in range(depth - 1)]
+    return nn.Sequential(RefResNxN(c_in, c_out, k, s, use_bn), *rest)
 
 
 class RefRKHS(nn.Module):
@@ -101,8 +102,8 @@ class RefEncoder(nn.Module):
         else:
             layers += [ref_block(ndf, 2 * ndf, 4, 2, depth, use_bn), ref_block(2 * ndf, 4 * ndf, 4, 2, depth, use_bn),
                        ref_block(4 * ndf, 8 * ndf, 2, 2, depth, use_bn)]
-        layers += [RefMaybeBN(c7, use_bn), ref_block(c7, c7, 3, 1, depth, use_bn), ref_block(c7, c7, 3, 1, depth, use_bn),
-                   RefResNxN(c7, n_rkhs, 3, 1, use_bn), nn.BatchNorm2d(n_rkhs)]
+        layers += [RefMaybeBN(c7, use_bn), ref_block(c7, c7, 3, 1, depth, use_bn),
+                   ref_block(c7, c7, 3, 1, depth, use_bn), RefResNxN(c7, n_rkhs, 3, 1, use_bn), nn.BatchNorm2d(n_rkhs)]
         self.layer_list = nn.ModuleList(layers)
         self.rkhs_7 = RefRKHS(c7, n_rkhs, use_bn)
         self.rkhs_5 = RefRKHS(c7, n_rkhs, use_bn)

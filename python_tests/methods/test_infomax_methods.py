@@ -9,9 +9,9 @@ from csl_ext.methods.infomax_optimizer import InfomaxOptimizer
 from csl_ext.tasks.cpc import CPCTask, default_offsets
 
 SMALL = {
-    "amdim": dict(ndf=8, n_rkhs=32, depth=1),
-    "yadim": dict(ndf=8, n_rkhs=32, depth=1),
-    "cpc_v2": dict(blocks=(1,), width=4, context_blocks=1),
+    "amdim": {"ndf": 8, "n_rkhs": 32, "depth": 1},
+    "yadim": {"ndf": 8, "n_rkhs": 32, "depth": 1},
+    "cpc_v2": {"blocks": (1,), "width": 4, "context_blocks": 1},
 }
 
 
