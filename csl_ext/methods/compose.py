@@ -66,14 +66,12 @@ from csl_ext.encoders.registry import (
 from csl_ext.heads import ProjectionHead, SimCLRProjectionHead
 from csl_ext.losses.info_nce import info_nce
 from csl_ext.losses.nt_xent import nt_xent
-from csl_ext.methods.adam import adam_with_warmup
 from csl_ext.methods.base import Method
 from csl_ext.methods.registry import register
 from csl_ext.optim.factory import OPTIMIZERS, make_optimizer
-from csl_ext.optim.lars import lars_warmup_cosine
 from csl_ext.tasks.amdim import FeatureMapContrastiveTask
 from csl_ext.tasks.comparisons import parse_comparisons
-from csl_ext.tasks.cpc import CPCTask
+from csl_ext.tasks.cpc import CPCTask, default_offsets
 
 __all__ = ["AUGMENTATIONS", "LOSSES", "SIMILARITIES", "ComposedMethod", "compose"]
 
@@ -88,10 +86,13 @@ _DEFAULTS = {
     "info_nce": {"temperature": 0.2, "hidden_dim": 2048, "proj_dim": 128, "head_batch_norm": False,
                  "queue_size": 65536, "momentum": 0.999, "optimizer": "sgd", "lr": 0.03, "weight_decay": 1e-4,
                  "warmup_epochs": 0},
-    "amdim_nce": {"tclip": 10.0, "reg_coef": 0.05, "patch_stage": None, "optimizer": "adam", "lr": 2e-4,
-                  "weight_decay": 0.0, "warmup_epochs": 1.0},
-    "cpc_infonce": {"offsets": (1, 2, 3, 4, 5), "context_blocks": 5, "optimizer": "adam", "lr": 2e-4,
-                    "weight_decay": 0.0, "warmup_epochs": 1.0},
+    # tclip None: 10 with the "yadim" augmentation (YADIM's, pl_bolts'), else 20 (AMDIM's code)
+    "amdim_nce": {"tclip": None, "reg_coef": 0.05, "patch_stage": None, "optimizer": "adam", "lr": 2e-4,
+                  "weight_decay": 1e-5, "warmup_epochs": 0.0},
+    # offsets None: every step whose target shares no pixels with the context (2..6), as CPCV2
+    "cpc_infonce": {"offsets": None, "directions": ("down", "up"), "target_dim": 64, "scale": 0.1,
+                    "context_blocks": 5, "optimizer": "adam", "lr": 2e-4, "weight_decay": 1e-5,
+                    "warmup_epochs": 0.0},
 }
 _COMMON = {"image_size": 32, "num_classes": None, "encoder_kwargs": None}
 
@@ -204,13 +205,17 @@ class ComposedMethod(Method):
         elif kind == "comparisons":
             self.encoder = build_map_encoder(encoder, image_size, **encoder_kwargs)
             self.feature_dim = self.encoder.n_rkhs
-            self.task = FeatureMapContrastiveTask(extraction, hp["tclip"], hp["reg_coef"])
+            tclip = hp["tclip"] if hp["tclip"] is not None else (10.0 if augmentation == "yadim" else 20.0)
+            self.task = FeatureMapContrastiveTask(extraction, tclip, hp["reg_coef"])
         else:
             self.encoder = build_patch_encoder(encoder, image_size, **encoder_kwargs)
             self.feature_dim = self.encoder.feature_dim
-            scale = 1.0 if similarity == "dot" else 1.0 / math.sqrt(self.feature_dim)
-            self.task = CPCTask(self.feature_dim, offsets=tuple(hp["offsets"]), context_blocks=hp["context_blocks"],
-                                scale=scale)
+            # "dot": CPC's scaled dot product (pl_bolts' embed_scale, 0.1); "scaled_dot": 1 / sqrt(target_dim)
+            scale = hp["scale"] if similarity == "dot" else 1.0 / math.sqrt(hp["target_dim"] or self.feature_dim)
+            patch, stride = image_size // 4, image_size // 8
+            offsets = hp["offsets"] or default_offsets((image_size - patch) // stride + 1, patch, stride)
+            self.task = CPCTask(self.feature_dim, offsets=tuple(offsets), target_dim=hp["target_dim"],
+                                context_blocks=hp["context_blocks"], scale=scale, directions=hp["directions"])
         self._make_probe()
         self.patch_stage = None
         use_patches = hp.get("patch_stage")
@@ -266,17 +271,18 @@ class ComposedMethod(Method):
             b, n_h, n_w = grid.shape[:3]
             vectors = self.encoder.encoder(grid.flatten(0, 2))  # B*nH*nW x D
             grid_features = vectors.reshape(b, n_h, n_w, -1).permute(0, 3, 1, 2).float()  # B x D x nH x nW
-            return self.task(grid_features), grid_features.mean(dim=(2, 3))
+            loss = self.task(grid_features, gather=distributed.is_distributed())  # every process's negatives
+            return loss, grid_features.mean(dim=(2, 3))
         x1, x2 = views
         n = x1.shape[0]
         if self.kind == "comparisons":
             if self.patch_stage is not None and self.training:
                 with torch.no_grad():  # augmentation: no gradient to the pixels
                     x1, x2 = self.patch_stage(x1), self.patch_stage(x2)
-            maps = self.encoder(torch.cat([x1, x2]))  # one pass over both views
-            maps1 = [m[:n].float() for m in maps]
-            maps2 = [m[n:].float() for m in maps]
-            loss, reg = self.task(maps1, maps2)
+            # one pass per view, as the AMDIM class: the embeddings' BN sees each view's own batch
+            maps1 = [m.float() for m in self.encoder(x1)]
+            maps2 = [m.float() for m in self.encoder(x2)]
+            loss, reg = self.task(maps1, maps2, gather=distributed.is_distributed())
             return loss + reg, maps1[-1].flatten(1)
         if self.loss_name == "nt_xent":
             h = self.encoder(torch.cat([x1, x2]))  # 2N x F: batch norm sees both views, as SimCLR
@@ -296,15 +302,13 @@ class ComposedMethod(Method):
         return loss, h
 
     def configure_optimizer(self, batch_size, total_steps, steps_per_epoch):
-        hp, params = self.hp, self.method_parameters()
-        warmup_steps = int(hp["warmup_epochs"] * steps_per_epoch)
-        if hp["optimizer"] == "adam":
-            return adam_with_warmup(params, hp["lr"], total_steps, steps_per_epoch, hp["warmup_epochs"],
-                                    weight_decay=hp["weight_decay"])
-        if hp["optimizer"] == "lars":
-            return lars_warmup_cosine(params, hp["lr"], batch_size, hp["weight_decay"], total_steps, warmup_steps)
-        return make_optimizer("sgd", params, lr=hp["lr"] * batch_size / 256, weight_decay=hp["weight_decay"],
-                              total_steps=total_steps, warmup_steps=warmup_steps)
+        hp = self.hp
+        # LARS / SGD rates are per 256 images (SimCLR, MoCo); Adam's is not scaled and stays
+        # constant after the warm-up, as the AMDIM / CPC / YADIM classes.
+        lr = hp["lr"] if hp["optimizer"] == "adam" else hp["lr"] * batch_size / 256
+        return make_optimizer(hp["optimizer"], self.method_parameters(), lr=lr, weight_decay=hp["weight_decay"],
+                              total_steps=total_steps, warmup_steps=int(hp["warmup_epochs"] * steps_per_epoch),
+                              final_ratio=1.0 if hp["optimizer"] == "adam" else 0.0)
 
 
 def _yadim_patch_stage(image_size: int):

@@ -4,7 +4,14 @@ import torch
 import torchvision
 
 import csl_ext
-from csl_ext.encoders import AMDIM_PRESETS, AMDIMEncoder, CPCResNet, PatchEncoder, amdim_encoder, layer_norm2d
+from csl_ext.encoders import (
+    AMDIM_PRESETS,
+    AMDIMEncoder,
+    CPCResNet,
+    PatchEncoder,
+    amdim_encoder,
+    layer_norm2d,
+)
 
 SIZES = [32, 64, 128]
 
@@ -19,9 +26,10 @@ def test_amdim_maps(size, use_bn):
     assert all(p.grad is not None for p in encoder.parameters())
 
 
-def test_amdim_has_no_batchnorm_by_default():
-    encoder = AMDIMEncoder(ndf=4, n_rkhs=8, depth=1)
-    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in encoder.modules())
+def test_amdim_batchnorm_only_on_the_returned_embeddings_by_default():
+    encoder = AMDIMEncoder(ndf=4, n_rkhs=16, depth=1)
+    norms = [m for m in encoder.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert norms == [encoder.to_1x1[-1], encoder.head_7x7.out_norm, encoder.head_5x5.out_norm]
 
 
 @pytest.mark.parametrize("preset", sorted(AMDIM_PRESETS))
@@ -30,7 +38,7 @@ def test_presets(preset):
     assert config.image_size == {"cifar10": 32, "stl10": 64, "imagenet": 128}[preset]
     # The real widths are too big for a unit test; the preset's geometry is kept.
     encoder = amdim_encoder(preset, ndf=4, n_rkhs=8, depth=1)
-    maps = encoder(torch.randn(1, 3, config.image_size, config.image_size))
+    maps = encoder(torch.randn(2, 3, config.image_size, config.image_size))  # BN on the embeddings: B >= 2
     assert [m.shape[-1] for m in maps] == [7, 5, 1]
 
 

@@ -13,9 +13,9 @@ TINY = {
     "simclr": dict(arch="resnet18", width=8, hidden_dim=64, proj_dim=32, warmup_epochs=0),
     "moco_v2": dict(arch="resnet18", width=8, hidden_dim=64, proj_dim=32, queue_size=64),
     "byol": dict(arch="resnet18", width=8, hidden_dim=64, proj_dim=32, warmup_epochs=0),
-    "amdim": dict(ndf=16, n_rkhs=64, depth=1, lr=1e-3, warmup_epochs=0),
-    "cpc_v2": dict(blocks=(1, 1), width=8, offsets=(1, 2, 3), context_blocks=1, lr=1e-3, warmup_epochs=0),
-    "yadim": dict(ndf=16, n_rkhs=64, depth=1, lr=1e-3, warmup_epochs=0),
+    "amdim": dict(ndf=16, n_rkhs=64, depth=1, lr=1e-3, warmup_steps=0),
+    "cpc_v2": dict(blocks=(1, 1), width=8, context_blocks=1, lr=1e-3),
+    "yadim": dict(ndf=16, n_rkhs=64, depth=1, lr=1e-3),
     # csl_ext.methods.compose: SimCLR's parts by default
     "composed": dict(encoder_kwargs={"width": 0.125}, hidden_dim=64, proj_dim=32, warmup_epochs=0),
 }

@@ -100,9 +100,13 @@ def test_cpc_task_matches_loss_on_its_heads():
     task = CPCTask(8, offsets=(1, 3), context_blocks=2).double()
     grid = torch.randn(3, 8, 5, 4, dtype=torch.float64, requires_grad=True)
     loss = task(grid)
-    context = task.context(grid)
-    preds = [task.prediction_heads[0](context[:, :, :4]), task.prediction_heads[1](context[:, :, :2])]
-    torch.testing.assert_close(loss, cpc_infonce(preds, task.target_head(grid), (1, 3)))
+    expected = 0.0
+    for direction, g in (("down", grid), ("up", grid.flip(2))):  # "up": rows above, i.e. the flipped grid
+        context = task.contexts[direction](g)
+        heads = task.heads[direction]
+        preds = [heads[0](context[:, :, :4]), heads[1](context[:, :, :2])]
+        expected = expected + cpc_infonce(preds, task.target_head(g), (1, 3), 0.1)
+    torch.testing.assert_close(loss, expected)
     loss.backward()
     assert all(p.grad is not None for p in task.parameters())
     with pytest.raises(ValueError, match="taller than 3 rows"):
