@@ -21,7 +21,7 @@ import torch
 
 from csl_ext import distributed
 from csl_ext.encoders.cpc_resnet import CPC_RESNET_PRESETS, CPCResNet, PatchEncoder
-from csl_ext.encoders.registry import build_patch_encoder
+from csl_ext.encoders.registry import ENCODERS, build_patch_encoder
 from csl_ext.methods.base import Method
 from csl_ext.methods.infomax_optimizer import InfomaxOptimizer
 from csl_ext.methods.registry import register
@@ -71,6 +71,8 @@ class CPCV2(Method):
         if not isinstance(image_size, int) or image_size < 16 or image_size % 8:
             raise ValueError(f"image_size must be a multiple of 8 >= 16, got {image_size!r}")
         patch, stride = image_size // 4, image_size // 8
+        if encoder != "resnet161" and encoder not in ENCODERS:
+            raise ValueError(f"encoder must be 'resnet161' (CPC v2's) or one of {sorted(ENCODERS)}, got {encoder!r}")
         if encoder == "resnet161" or (encoder == "cpc_resnet" and encoder_kwargs is None):
             # CPC's own LayerNorm ResNet: [0]'s preset, or the small layout of `blocks` / `width`
             layout = CPC_RESNET_PRESETS[encoder] if encoder == "resnet161" else {"blocks": tuple(blocks), "width": width}

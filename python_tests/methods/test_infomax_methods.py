@@ -148,5 +148,5 @@ def test_resnet161_preset_is_cpc_v2s_widened_third_stack():
     assert {w: (len(c), c[-1]) for w, c in stages.items()} == {64: (3, 256), 128: (4, 512), 512: (46, 4096)}
     assert net.out_dim == 4096
     assert CPC_RESNET_PRESETS["resnet101"]["blocks"] == (3, 4, 23)
-    with pytest.raises(ValueError, match="encoder must be None or one of"):
+    with pytest.raises(ValueError, match="encoder must be 'resnet161'.* or one of"):
         build_method("cpc_v2", encoder="resnet162")
