@@ -22,6 +22,7 @@ import torch
 
 from csl_ext._cli_errors import run_cli
 from csl_ext.eval.evaluate import PROTOCOLS, check_protocols, evaluate_encoder
+from csl_ext.eval.probe import default_val_split
 
 REQUIRED_KEYS = ("method", "method_kwargs", "model", "dataset")
 
@@ -113,7 +114,7 @@ def main(argv=None) -> dict[str, dict[str, float]]:
     train_set, test_set = load_eval_splits(ckpt, args.data_root, num_workers=args.num_workers,
                                            skip_bad_images=args.skip_bad_images)
     kw = dict(protocols=protocols, device=device, batch_size=args.batch_size, k=args.k, seed=args.seed,
-              probe_kwargs=dict(epochs=args.epochs))
+              probe_kwargs=dict(epochs=args.epochs), val_split=default_val_split(ckpt["dataset"]))
 
     variants = [("trained", False)] + ([("random_init", True)] if args.random_init else [])
     results = {}

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from csl_ext.data import DEFAULT_SIZE, load_eval_splits
-from csl_ext.eval import evaluate_encoder
+from csl_ext.eval import default_val_split, evaluate_encoder
 from csl_ext.methods import build_method
 
 __all__ = ["evaluate_pretrained"]
@@ -40,5 +40,6 @@ def evaluate_pretrained(method: nn.Module, config, method_kwargs: dict, protocol
     out = {}
     for name, m in (("pretrained", method), ("random_init", random_init)):
         m.eval()
-        out[name] = evaluate_encoder(m, train_set, test_set, protocols=tuple(protocols), device=device)
+        out[name] = evaluate_encoder(m, train_set, test_set, protocols=tuple(protocols), device=device,
+                                     val_split=default_val_split(config.dataset))  # CIFAR-10: 45k / 5k
     return out
