@@ -7,6 +7,7 @@ build also runs its CPU kernels on a machine without a GPU.
     pip install --no-build-isolation .          # uses the installed torch
     FORCE_CUDA=0 pip install --no-build-isolation -e .
 """
+
 import glob
 import os
 import sys

@@ -7,6 +7,7 @@ serve every block over 64 KiB with mmap and to unmap it on free, so freed
 tensors leave the resident set at once and one measurement does not hide
 inside memory cached by an earlier one.
 """
+
 import ctypes
 import gc
 

@@ -25,6 +25,7 @@ Examples:
     python benchmarks/quality.py --methods simclr --steps example     # the example's epochs and batch
     python benchmarks/quality.py --quick --out-dir /tmp/q              # seconds: tiny models, a few steps
 """
+
 import argparse
 import ast
 import copy
@@ -44,18 +45,24 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from csl_ext.augment import make_augmentation
-from csl_ext.data import DATASETS, DEFAULT_SIZE, SPLITS, load_dataset
-from csl_ext.data.digits import AUGMENT_OVERRIDES as DIGITS_AUGMENT
-from csl_ext.eval import evaluate_encoder, extract_features, knn_accuracy
-from csl_ext.methods import METHODS, build_method
-from csl_ext.methods.budget import ema_momentum, method_optimizer, warmup_steps
-from csl_ext.train import TrainConfig, train
-from csl_ext.train.trainer import epoch_seed
+from csl_ext.augment import make_augmentation  # noqa: E402  (after the sys.path line)
+from csl_ext.data import DATASETS, DEFAULT_SIZE, SPLITS, load_dataset  # noqa: E402  (after the sys.path line)
+from csl_ext.data.digits import AUGMENT_OVERRIDES as DIGITS_AUGMENT  # noqa: E402  (after the sys.path line)
+from csl_ext.eval import evaluate_encoder, extract_features, knn_accuracy  # noqa: E402  (after the sys.path line)
+from csl_ext.methods import METHODS, build_method  # noqa: E402  (after the sys.path line)
+from csl_ext.methods.budget import ema_momentum, method_optimizer, warmup_steps  # noqa: E402  (after the sys.path line)
+from csl_ext.train import TrainConfig, train  # noqa: E402  (after the sys.path line)
+from csl_ext.train.trainer import epoch_seed  # noqa: E402  (after the sys.path line)
 
 PROTOCOLS = ("mlp", "linear", "knn")
-EXAMPLE_FILE = {"simclr": "train_simclr.py", "moco_v2": "train_moco.py", "byol": "train_byol.py",
-                "amdim": "train_amdim.py", "cpc_v2": "train_cpc.py", "yadim": "train_yadim.py"}
+EXAMPLE_FILE = {
+    "simclr": "train_simclr.py",
+    "moco_v2": "train_moco.py",
+    "byol": "train_byol.py",
+    "amdim": "train_amdim.py",
+    "cpc_v2": "train_cpc.py",
+    "yadim": "train_yadim.py",
+}
 LIGHTLY_METHODS = ("simclr", "moco_v2", "byol")
 # --quick: models small enough that a test runs the whole pipeline in seconds
 QUICK_KWARGS = {
@@ -113,12 +120,17 @@ class LightlyTwin(torch.nn.Module):
             self.criterion = NTXentLoss(temperature=method.temperature)
         elif name == "moco_v2":
             first = [m for m in method.head.modules() if isinstance(m, torch.nn.Linear)]
-            self.head = heads.MoCoProjectionHead(f, first[0].out_features, first[-1].out_features,
-                                                 batch_norm=bool(getattr(method, "head_batch_norm", False)))
+            self.head = heads.MoCoProjectionHead(
+                f,
+                first[0].out_features,
+                first[-1].out_features,
+                batch_norm=bool(getattr(method, "head_batch_norm", False)),
+            )
             self.key_backbone = copy.deepcopy(encoder).requires_grad_(False)
             self.key_head = copy.deepcopy(self.head).requires_grad_(False)
-            self.criterion = NTXentLoss(temperature=method.temperature,
-                                        memory_bank_size=(method.queue_size, first[-1].out_features))
+            self.criterion = NTXentLoss(
+                temperature=method.temperature, memory_bank_size=(method.queue_size, first[-1].out_features)
+            )
             self.momentum = ema_momentum(method.momentum, total_steps, method.short_run_fraction)
         elif name == "byol":
             hidden, proj = method.head.net[0].out_features, method.head.net[-1].out_features
@@ -157,24 +169,39 @@ class LightlyTwin(torch.nn.Module):
         return [p for p in self.parameters() if p.requires_grad]
 
 
-def train_lightly(name, method_kwargs, augment_kwargs, images, batch_size, epochs, seed, image_size, backend,
-                  on_step):
+def train_lightly(name, method_kwargs, augment_kwargs, images, batch_size, epochs, seed, image_size, backend, on_step):
     """Trains the lightly twin; returns its backbone. `on_step(step, backbone)` runs after every step."""
     torch.manual_seed(seed)  # the same initial encoder as the csl_ext run (the trainer seeds the same way)
     method = build_method(name, **method_kwargs)
     steps_per_epoch = len(images) // batch_size
     total = epochs * steps_per_epoch
     twin = LightlyTwin(name, copy.deepcopy(method.encoder), method, total)
-    warm = warmup_steps(getattr(method, "warmup_epochs", 0), steps_per_epoch, total,
-                        getattr(method, "short_run_fraction", None))
-    opt, sched = method_optimizer(method.optimizer, twin.trainable(), base_lr=method.base_lr, batch_size=batch_size,
-                                  weight_decay=method.weight_decay, total_steps=total, warmup=warm)
+    warm = warmup_steps(
+        getattr(method, "warmup_epochs", 0), steps_per_epoch, total, getattr(method, "short_run_fraction", None)
+    )
+    opt, sched = method_optimizer(
+        method.optimizer,
+        twin.trainable(),
+        base_lr=method.base_lr,
+        batch_size=batch_size,
+        weight_decay=method.weight_decay,
+        total_steps=total,
+        warmup=warm,
+    )
     aug = make_augmentation(method.augmentation, image_size, backend=backend, **augment_kwargs)
     twin.train()
     step = 0
     for epoch in range(epochs):
-        loader = aug.loader(images, None, batch_size=batch_size, num_workers=0, device="cpu",
-                            seed=epoch_seed(seed, epoch), shuffle=True, drop_last=True)
+        loader = aug.loader(
+            images,
+            None,
+            batch_size=batch_size,
+            num_workers=0,
+            device="cpu",
+            seed=epoch_seed(seed, epoch),
+            shuffle=True,
+            drop_last=True,
+        )
         for batch in loader:
             x1, x2 = batch[0], batch[1]
             loss = twin.loss(x1, x2, step)
@@ -200,13 +227,27 @@ class KnnCurve:
             return
         train_x = extract_features(encoder, self.train_set)
         test_x = extract_features(encoder, self.test_set)
-        acc = knn_accuracy(train_x, torch.as_tensor(np.asarray(self.train_set.labels)), test_x,
-                           torch.as_tensor(np.asarray(self.test_set.labels)))
+        acc = knn_accuracy(
+            train_x,
+            torch.as_tensor(np.asarray(self.train_set.labels)),
+            test_x,
+            torch.as_tensor(np.asarray(self.test_set.labels)),
+        )
         self.points.append((step, acc))
 
 
-def run_cell(args, name: str, seed: int, method_kwargs: dict, augment_kwargs: dict, epochs: int, batch: int,
-             pretrain, eval_sets, out_dir: Path) -> list[dict]:
+def run_cell(
+    args,
+    name: str,
+    seed: int,
+    method_kwargs: dict,
+    augment_kwargs: dict,
+    epochs: int,
+    batch: int,
+    pretrain,
+    eval_sets,
+    out_dir: Path,
+) -> list[dict]:
     """Trains csl_ext (and lightly) for one (method, seed); returns result rows and fills curves."""
     train_set, test_set = eval_sets
     rows, curves = [], []
@@ -218,12 +259,26 @@ def run_cell(args, name: str, seed: int, method_kwargs: dict, augment_kwargs: di
     def score(impl, encoder, seconds, curve):
         acc = evaluate_encoder(encoder, train_set, test_set, protocols=PROTOCOLS, seed=seed, probe_kwargs=probe_kwargs)
         for proto in PROTOCOLS:
-            rows.append({"method": name, "impl": impl, "seed": seed, "steps": total, "batch_size": batch,
-                         "protocol": proto, "accuracy": round(acc[proto], 5), "train_seconds": round(seconds, 1)})
+            rows.append(
+                {
+                    "method": name,
+                    "impl": impl,
+                    "seed": seed,
+                    "steps": total,
+                    "batch_size": batch,
+                    "protocol": proto,
+                    "accuracy": round(acc[proto], 5),
+                    "train_seconds": round(seconds, 1),
+                }
+            )
         for step, knn in curve:
             curves.append({"method": name, "impl": impl, "seed": seed, "step": step, "knn": round(knn, 5)})
-        print(f"  {name:8s} {impl:11s} seed {seed}: " + ", ".join(f"{p} {acc[p]:.4f}" for p in PROTOCOLS)
-              + f"  ({seconds:.0f} s)", flush=True)
+        print(
+            f"  {name:8s} {impl:11s} seed {seed}: "
+            + ", ".join(f"{p} {acc[p]:.4f}" for p in PROTOCOLS)
+            + f"  ({seconds:.0f} s)",
+            flush=True,
+        )
 
     torch.manual_seed(seed)  # the trainer's initial weights
     random_init = build_method(name, **method_kwargs).eval()
@@ -232,11 +287,27 @@ def run_cell(args, name: str, seed: int, method_kwargs: dict, augment_kwargs: di
     score("random_init", random_init, 0.0, [])
 
     curve = KnnCurve(train_set, test_set, every, total)
-    cfg = TrainConfig(method=name, method_kwargs=method_kwargs, augment_kwargs=augment_kwargs, dataset=args.dataset,
-                      data_root=args.data_root, image_size=args.image_size, subset=args.subset, epochs=epochs,
-                      batch_size=batch, num_workers=args.num_workers, seed=seed, backend=args.backend,
-                      output_dir=str(out_dir / "runs" / f"{name}_seed{seed}"), log_every=max(1, spe),
-                      online_probe=False, progress=False, tensorboard=False, device="cpu", amp="off")
+    cfg = TrainConfig(
+        method=name,
+        method_kwargs=method_kwargs,
+        augment_kwargs=augment_kwargs,
+        dataset=args.dataset,
+        data_root=args.data_root,
+        image_size=args.image_size,
+        subset=args.subset,
+        epochs=epochs,
+        batch_size=batch,
+        num_workers=args.num_workers,
+        seed=seed,
+        backend=args.backend,
+        output_dir=str(out_dir / "runs" / f"{name}_seed{seed}"),
+        log_every=max(1, spe),
+        online_probe=False,
+        progress=False,
+        tensorboard=False,
+        device="cpu",
+        amp="off",
+    )
     t0 = time.perf_counter()
     result = train(cfg, callbacks=[lambda trainer, info: curve(info["step"], trainer.method)])
     seconds = time.perf_counter() - t0
@@ -245,8 +316,9 @@ def run_cell(args, name: str, seed: int, method_kwargs: dict, augment_kwargs: di
     if name in LIGHTLY_METHODS and not args.no_lightly:
         curve = KnnCurve(train_set, test_set, every, total)
         t0 = time.perf_counter()
-        backbone = train_lightly(name, method_kwargs, augment_kwargs, pretrain, batch, epochs, seed,
-                                 args.image_size, args.backend, curve)
+        backbone = train_lightly(
+            name, method_kwargs, augment_kwargs, pretrain, batch, epochs, seed, args.image_size, args.backend, curve
+        )
         score("lightly", backbone.eval(), time.perf_counter() - t0, start_curve.points + curve.points)
     return rows, curves
 
@@ -259,8 +331,9 @@ def summarise(rows: list[dict]) -> dict:
         groups.setdefault((r["method"], r["impl"]), {}).setdefault(r["protocol"], []).append(float(r["accuracy"]))
     out = {}
     for key, by_proto in groups.items():
-        out[key] = {p: (statistics.fmean(v), statistics.stdev(v) if len(v) > 1 else 0.0, len(v))
-                    for p, v in by_proto.items()}
+        out[key] = {
+            p: (statistics.fmean(v), statistics.stdev(v) if len(v) > 1 else 0.0, len(v)) for p, v in by_proto.items()
+        }
     return out
 
 
@@ -283,10 +356,11 @@ def markdown_table(summary: dict, budgets: dict, command: str) -> str:
     def yes(v):
         return "n/a" if v is None else ("yes" if v else "**no**")
 
-    header = ("| method | budget (steps x batch) | impl | seeds | MLP | linear | kNN | beats random init "
-              "(linear and kNN) | within 1 std of lightly or above |")
-    lines = [f"Command: `{command}`", "", header,
-             "|---|---|---|---|---|---|---|---|---|"]
+    header = (
+        "| method | budget (steps x batch) | impl | seeds | MLP | linear | kNN | beats random init "
+        "(linear and kNN) | within 1 std of lightly or above |"
+    )
+    lines = [f"Command: `{command}`", "", header, "|---|---|---|---|---|---|---|---|---|"]
     for method in dict.fromkeys(m for m, _ in summary):
         v = verdicts(summary, method)
         for impl in ("csl_ext", "random_init", "lightly"):
@@ -294,8 +368,10 @@ def markdown_table(summary: dict, budgets: dict, command: str) -> str:
             if s is None:
                 continue
             flags = (yes(v["beats_random_init"]), yes(v["matches_lightly"])) if impl == "csl_ext" else ("", "")
-            lines.append(f"| {method} | {budgets[method]} | {impl} | {s['mlp'][2]} | {cell(s['mlp'])} | "
-                         f"{cell(s['linear'])} | {cell(s['knn'])} | {flags[0]} | {flags[1]} |")
+            lines.append(
+                f"| {method} | {budgets[method]} | {impl} | {s['mlp'][2]} | {cell(s['mlp'])} | "
+                f"{cell(s['linear'])} | {cell(s['knn'])} | {flags[0]} | {flags[1]} |"
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -338,29 +414,44 @@ def write_csv(path: Path, rows: list[dict]) -> None:
 
 # -- command line ------------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
     p.add_argument("--dataset", default="digits", choices=DATASETS)
     p.add_argument("--data-root", default=None)
     p.add_argument("--methods", default="simclr,moco_v2,byol,amdim,cpc_v2,yadim")
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--first-seed", type=int, default=0, help="seeds run from FIRST_SEED to FIRST_SEED + SEEDS - 1")
-    p.add_argument("--steps", default="75", help="training steps (rounded up to whole epochs), or 'example' for "
-                   "the example's epochs and batch size")
+    p.add_argument(
+        "--steps",
+        default="75",
+        help="training steps (rounded up to whole epochs), or 'example' for the example's epochs and batch size",
+    )
     p.add_argument("--batch-size", type=int, default=256, help="ignored with --steps example")
     p.add_argument("--image-size", type=int, default=None, help="default: the example's, else the dataset's")
     p.add_argument("--subset", type=int, default=None, help="pretrain on the first N images only")
-    p.add_argument("--method-kwargs", type=json.loads, default={},
-                   help='JSON {method: {kwarg: value}} merged over the example\'s KWARGS')
-    p.add_argument("--augment-kwargs", type=json.loads, default=None,
-                   help="JSON augmentation overrides (default: none, or the digits overrides on digits)")
+    p.add_argument(
+        "--method-kwargs",
+        type=json.loads,
+        default={},
+        help="JSON {method: {kwarg: value}} merged over the example's KWARGS",
+    )
+    p.add_argument(
+        "--augment-kwargs",
+        type=json.loads,
+        default=None,
+        help="JSON augmentation overrides (default: none, or the digits overrides on digits)",
+    )
     p.add_argument("--eval-every", type=int, default=None, help="steps between kNN points (default: run / 5)")
     p.add_argument("--probe-epochs", type=int, default=50)
     p.add_argument("--backend", default="torchvision", choices=("auto", "dali", "torchvision"))
     p.add_argument("--num-workers", type=int, default=0)
     p.add_argument("--no-lightly", action="store_true", help="skip the lightly twins")
-    p.add_argument("--quick", action="store_true",
-                   help="tiny models, 64 images, 2 steps, 2 probe epochs: checks the pipeline in seconds")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="tiny models, 64 images, 2 steps, 2 probe epochs: checks the pipeline in seconds",
+    )
     p.add_argument("--out-dir", default="runs/quality")
     return p
 
@@ -405,13 +496,16 @@ def main(argv=None) -> dict:
             raise SystemExit(f"--batch-size {batch} is larger than the {n} pretraining images")
         if args.steps != "example":
             epochs = math.ceil(int(args.steps) / spe)
-        eval_sets = tuple(load_dataset(args.dataset, split, root=args.data_root, image_size=size)
-                          for split in SPLITS[args.dataset][1:])
+        eval_sets = tuple(
+            load_dataset(args.dataset, split, root=args.data_root, image_size=size)
+            for split in SPLITS[args.dataset][1:]
+        )
         budgets[name] = f"{epochs * spe} x {batch} ({epochs} epochs, {size} px)"
         print(f"{name}: {budgets[name]}, kwargs {kwargs}", flush=True)
         for seed in range(args.first_seed, args.first_seed + args.seeds):
-            r, c = run_cell(cell_args, name, seed, kwargs, args.augment_kwargs, epochs, batch, pretrain_images,
-                            eval_sets, out_dir)
+            r, c = run_cell(
+                cell_args, name, seed, kwargs, args.augment_kwargs, epochs, batch, pretrain_images, eval_sets, out_dir
+            )
             rows += r
             curves += c
             write_csv(out_dir / "results.csv", rows)  # after every cell: a long run can be read while it runs

@@ -7,6 +7,7 @@ relative to the baseline variant (the first parametrised variant unless
 --baseline is given), and its peak extra memory when the benchmark
 recorded one (extra_info["peak_extra_MiB"]).
 """
+
 import argparse
 import json
 import re

@@ -25,6 +25,7 @@ caching, unlike resident-set measurements. extra_info["working_MiB"] is the
 same peak less the bytes of the inputs' gradients, which every
 implementation must return: the memory the loss itself needs.
 """
+
 import math
 
 import pytest
@@ -52,7 +53,9 @@ def peak_allocated_bytes(fn, setup) -> int:
     with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
         fn()
     records = sorted(
-        (event.start_ns(), event.nbytes()) for event in prof.profiler.kineto_results.events() if event.name() == "[memory]"
+        (event.start_ns(), event.nbytes())
+        for event in prof.profiler.kineto_results.events()
+        if event.name() == "[memory]"
     )
     live = peak = 0
     for _, nbytes in records:

@@ -52,15 +52,16 @@ def report():
     yield
     if not RESULTS:
         return
-    lines = ["| method | size | DALI img/s | torchvision img/s | DALI / torchvision |",
-             "|---|---|---|---|---|"]
-    for (method, size) in sorted({(m, s) for m, s, _ in RESULTS}, key=lambda k: (k[1], METHODS.index(k[0]))):
+    lines = ["| method | size | DALI img/s | torchvision img/s | DALI / torchvision |", "|---|---|---|---|---|"]
+    for method, size in sorted({(m, s) for m, s, _ in RESULTS}, key=lambda k: (k[1], METHODS.index(k[0]))):
         d, t = RESULTS.get((method, size, "dali")), RESULTS.get((method, size, "torchvision"))
         ratio = f"{d / t:.2f}x" if d and t else "-"
         lines.append(f"| {method} | {size} | {d or 0:,.0f} | {t or 0:,.0f} | {ratio} |")
     table = "\n".join(lines)
-    print(f"\n\nAugmentation throughput, {WORKERS} DALI threads vs {WORKERS} DataLoader workers, "
-          f"{os.cpu_count()} CPUs\n{table}")
+    print(
+        f"\n\nAugmentation throughput, {WORKERS} DALI threads vs {WORKERS} DataLoader workers, "
+        f"{os.cpu_count()} CPUs\n{table}"
+    )
     os.makedirs(".benchmarks", exist_ok=True)
     with open(os.path.join(".benchmarks", "augment_table.md"), "w") as f:
         f.write(table + "\n")
@@ -73,8 +74,7 @@ def test_throughput(benchmark, datasets, method, size, backend):
     images = datasets[size]
     _, n, batch = SIZES[size]
     aug = make_augmentation(method, size, backend=backend)
-    loader = aug.loader(images, np.zeros(n, np.int64), batch_size=batch, num_workers=WORKERS,
-                        device="cpu", seed=0)
+    loader = aug.loader(images, np.zeros(n, np.int64), batch_size=batch, num_workers=WORKERS, device="cpu", seed=0)
 
     def epoch():
         seen = 0
@@ -102,9 +102,12 @@ def test_paired_ratio(benchmark, datasets, method, size):
     SimCLR at 32 px: >= 3x."""
     images = datasets[size]
     _, n, batch = SIZES[size]
-    loaders = {be: make_augmentation(method, size, backend=be).loader(
-        images, batch_size=batch, num_workers=WORKERS, device="cpu", seed=0)
-        for be in ("dali", "torchvision")}
+    loaders = {
+        be: make_augmentation(method, size, backend=be).loader(
+            images, batch_size=batch, num_workers=WORKERS, device="cpu", seed=0
+        )
+        for be in ("dali", "torchvision")
+    }
     tv_times = []
 
     def epoch(be):
@@ -126,7 +129,10 @@ def test_paired_ratio(benchmark, datasets, method, size):
 
     benchmark.pedantic(timed_dali, setup=setup, rounds=5, iterations=1)
     ratio = float(np.median(tv_times) / np.median(dali_times))
-    benchmark.extra_info.update(dali_ips=n / np.median(dali_times),
-                                torchvision_ips=n / np.median(tv_times), ratio=ratio)
-    print(f"\n{method} {size}px paired: DALI {n / np.median(dali_times):,.0f} img/s, "
-          f"torchvision {n / np.median(tv_times):,.0f} img/s, ratio {ratio:.2f}x")
+    benchmark.extra_info.update(
+        dali_ips=n / np.median(dali_times), torchvision_ips=n / np.median(tv_times), ratio=ratio
+    )
+    print(
+        f"\n{method} {size}px paired: DALI {n / np.median(dali_times):,.0f} img/s, "
+        f"torchvision {n / np.median(tv_times):,.0f} img/s, ratio {ratio:.2f}x"
+    )

@@ -16,6 +16,7 @@ Run (tables printed at the end and written to .benchmarks/folder_table.md):
 
     PYTHONPATH=. pytest benchmarks/test_bench_folder.py --benchmark-only -q -s
 """
+
 from __future__ import annotations
 
 import json
@@ -62,13 +63,17 @@ def report():
     for backend in ("dali", "torchvision"):
         if ("rss", backend, 1) in RESULTS:
             small, large = RESULTS[("rss", backend, 1)], RESULTS[("rss", backend, 4)]
-            lines.append(f"| peak RSS, 3 steps 128 px, {backend} | {RSS_FILES} files: {small:.0f} MB | "
-                         f"{4 * RSS_FILES} files: {large:.0f} MB | +{large - small:.0f} MB |")
+            lines.append(
+                f"| peak RSS, 3 steps 128 px, {backend} | {RSS_FILES} files: {small:.0f} MB | "
+                f"{4 * RSS_FILES} files: {large:.0f} MB | +{large - small:.0f} MB |"
+            )
     for size in sorted(THROUGHPUT):
         if ("ips", size) in RESULTS:
             d, t = RESULTS[("ips", size)]
-            lines.append(f"| decode + SimCLR augment, {size} px | DALI {d:,.0f} img/s | torchvision {t:,.0f} img/s "
-                         f"| {d / t:.2f}x |")
+            lines.append(
+                f"| decode + SimCLR augment, {size} px | DALI {d:,.0f} img/s | torchvision {t:,.0f} img/s "
+                f"| {d / t:.2f}x |"
+            )
     table = "\n".join(["| measurement | a | b | difference / ratio |", "|---|---|---|---|"] + lines)
     print(f"\n\nJPEG folders, {WORKERS} DALI threads vs {WORKERS} DataLoader workers, {os.cpu_count()} CPUs\n{table}")
     os.makedirs(".benchmarks", exist_ok=True)
@@ -98,11 +103,38 @@ def test_peak_rss_does_not_grow_with_the_number_of_files(benchmark, rss_folders,
     kwargs = json.dumps({"arch": "resnet18", "width": 8, "hidden_dim": 64, "proj_dim": 32})
 
     def run(k: int) -> float:
-        return peak_rss_mb([sys.executable, "-m", "csl_ext.cli", "--method", "simclr", "--method-kwargs", kwargs,
-                            "--dataset", "folder", "--data-root", rss_folders[k], "--image-size", "128",
-                            "--batch-size", "16", "--max-steps", "3", "--num-workers",
-                            "2" if backend == "dali" else "0", "--backend", backend, "--knn-images", "0",
-                            "--no-eval", "--no-progress", "--no-tensorboard", "--output-dir", str(tmp_path / str(k))])
+        return peak_rss_mb(
+            [
+                sys.executable,
+                "-m",
+                "csl_ext.cli",
+                "--method",
+                "simclr",
+                "--method-kwargs",
+                kwargs,
+                "--dataset",
+                "folder",
+                "--data-root",
+                rss_folders[k],
+                "--image-size",
+                "128",
+                "--batch-size",
+                "16",
+                "--max-steps",
+                "3",
+                "--num-workers",
+                "2" if backend == "dali" else "0",
+                "--backend",
+                backend,
+                "--knn-images",
+                "0",
+                "--no-eval",
+                "--no-progress",
+                "--no-tensorboard",
+                "--output-dir",
+                str(tmp_path / str(k)),
+            ]
+        )
 
     small = benchmark.pedantic(run, args=(1,), rounds=1, iterations=1)
     large = run(4)
@@ -120,10 +152,12 @@ def test_decode_augment_throughput_dali_vs_torchvision(benchmark, size, tmp_path
     from csl_ext.augment.torchvision_twins import TorchvisionLoader
 
     loaders = {
-        "dali": DaliLoader(cfg, files=files, batch_size=batch, num_threads=WORKERS, device_id=None, seed=0,
-                           shard_id=0, num_shards=1),
-        "torchvision": TorchvisionLoader(cfg, files=files, batch_size=batch, num_workers=WORKERS, device="cpu",
-                                         seed=0, shard_id=0, num_shards=1),
+        "dali": DaliLoader(
+            cfg, files=files, batch_size=batch, num_threads=WORKERS, device_id=None, seed=0, shard_id=0, num_shards=1
+        ),
+        "torchvision": TorchvisionLoader(
+            cfg, files=files, batch_size=batch, num_workers=WORKERS, device="cpu", seed=0, shard_id=0, num_shards=1
+        ),
     }
     times = {"dali": [], "torchvision": []}
 

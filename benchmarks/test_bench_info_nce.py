@@ -12,6 +12,7 @@ Variants, all computing the same loss and both gradients of (z1, z2):
 - three_gemms: S = A.B^T, S.B and S^T.A of the logits' shape, the
   irreducible work of a forward + backward (a lower bound, not a loss).
 """
+
 import pytest
 import torch
 import torch.nn.functional as F

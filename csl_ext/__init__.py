@@ -7,8 +7,9 @@ Self-Supervised Learning and Designing a New Approach"
 losses (csl_ext.losses over csl_ext.ops), composed into methods
 (csl_ext.methods).
 """
-from csl_ext._extension import has_cuda_kernels, has_extension
+
 from csl_ext import ops  # noqa: F401  (registers autograd and fake kernels)
+from csl_ext._extension import has_cuda_kernels, has_extension
 
 __version__ = "0.1.0"
 __all__ = ["has_extension", "has_cuda_kernels", "__version__"]

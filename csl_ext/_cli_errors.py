@@ -12,6 +12,7 @@ when CSL_EXT_TRACEBACK=1 is set.
     def main(argv=None) -> int:
         return run_cli("csl-train", _main, argv)
 """
+
 import difflib
 import os
 import sys

@@ -1,4 +1,5 @@
 """Loads the compiled ops (csl_ext._C) and says what was built."""
+
 import warnings
 
 import torch

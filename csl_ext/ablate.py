@@ -19,6 +19,7 @@ Examples:
 
 - [0]: Falcon & Cho 2020, Tables 1 and 2, https://arxiv.org/abs/2009.00104
 """
+
 import argparse
 import csv
 import json
@@ -33,13 +34,29 @@ __all__ = ["PRESETS", "TABLES", "Cell", "build_parser", "main", "plan_grid"]
 
 # The paper's grids: Table 1 varies the encoder, Table 2 the extraction strategy.
 TABLES = {
-    1: {"methods": ("amdim", "cpc_v2", "yadim"), "kind": "encoder",
-            "rows": ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "resnext50_32x4d",
-                  "resnext101_32x8d", "wide_resnet50_2", "wide_resnet101_2")},
+    1: {
+        "methods": ("amdim", "cpc_v2", "yadim"),
+        "kind": "encoder",
+        "rows": (
+            "resnet18",
+            "resnet34",
+            "resnet50",
+            "resnet101",
+            "resnet152",
+            "resnext50_32x4d",
+            "resnext101_32x8d",
+            "wide_resnet50_2",
+            "wide_resnet101_2",
+        ),
+    },
     2: {"methods": ("amdim", "yadim"), "kind": "extraction", "rows": ("last", "amdim", "last_random", "same_level")},
 }
-ROW_LABELS = {"last": "(-1:-1)", "amdim": "(-1:-2)+(-1:-3)+(-2:-2)", "last_random": "(-1:k~U)",
-              "same_level": "(-1:-1)+(-2:-2)+(-3:-3)"}
+ROW_LABELS = {
+    "last": "(-1:-1)",
+    "amdim": "(-1:-2)+(-1:-3)+(-2:-2)",
+    "last_random": "(-1:k~U)",
+    "same_level": "(-1:-1)+(-2:-2)+(-3:-3)",
+}
 
 
 @dataclass(frozen=True)
@@ -71,20 +88,38 @@ PRESETS = {
     # the published widths; epochs are --epochs (the paper's schedule is not reproduced by default)
     "full": Preset(width=1.0, amdim_depth=None, cpc_blocks=None, epochs=100, batch_size=256),
     # both tables on the embedded digits on a 2-core CPU in about an hour
-    "small": Preset(width=0.0625, amdim_depth=1, cpc_blocks=(1, 1, 1), epochs=2, batch_size=64,
-                    method_kwargs={"amdim": _SHORT_RUN, "yadim": _SHORT_RUN,
-                                   "cpc_v2": dict(_SHORT_RUN, offsets=(1, 2, 3), context_blocks=1),
-                                   "simclr": {"hidden_dim": 256, "proj_dim": 64, "warmup_epochs": 0},
-                                   "moco_v2": {"hidden_dim": 256, "proj_dim": 64, "queue_size": 1024},
-                                   "byol": {"hidden_dim": 256, "proj_dim": 64, "warmup_epochs": 0}},
-                    probe_epochs=20),
+    "small": Preset(
+        width=0.0625,
+        amdim_depth=1,
+        cpc_blocks=(1, 1, 1),
+        epochs=2,
+        batch_size=64,
+        method_kwargs={
+            "amdim": _SHORT_RUN,
+            "yadim": _SHORT_RUN,
+            "cpc_v2": dict(_SHORT_RUN, offsets=(1, 2, 3), context_blocks=1),
+            "simclr": {"hidden_dim": 256, "proj_dim": 64, "warmup_epochs": 0},
+            "moco_v2": {"hidden_dim": 256, "proj_dim": 64, "queue_size": 1024},
+            "byol": {"hidden_dim": 256, "proj_dim": 64, "warmup_epochs": 0},
+        },
+        probe_epochs=20,
+    ),
     # seconds: for tests
-    "tiny": Preset(width=0.03125, amdim_depth=1, cpc_blocks=(1, 1), epochs=1, batch_size=16, subset=32,
-                   method_kwargs={"cpc_v2": {"offsets": (1, 2), "context_blocks": 1},
-                                  "simclr": {"hidden_dim": 32, "proj_dim": 16},
-                                  "moco_v2": {"hidden_dim": 32, "proj_dim": 16, "queue_size": 32},
-                                  "byol": {"hidden_dim": 32, "proj_dim": 16}},
-                   probe_epochs=2),
+    "tiny": Preset(
+        width=0.03125,
+        amdim_depth=1,
+        cpc_blocks=(1, 1),
+        epochs=1,
+        batch_size=16,
+        subset=32,
+        method_kwargs={
+            "cpc_v2": {"offsets": (1, 2), "context_blocks": 1},
+            "simclr": {"hidden_dim": 32, "proj_dim": 16},
+            "moco_v2": {"hidden_dim": 32, "proj_dim": 16, "queue_size": 32},
+            "byol": {"hidden_dim": 32, "proj_dim": 16},
+        },
+        probe_epochs=2,
+    ),
 }
 # Table 2's YADIM with another extraction strategy is YADIM's parts with that extraction.
 YADIM_PARTS = {"augmentation": "yadim", "encoder": "amdim", "similarity": "scaled_dot", "loss": "amdim_nce"}
@@ -133,8 +168,9 @@ def _default_encoder(column: str, compositions: dict) -> str:
     return {"amdim": "amdim", "yadim": "amdim", "cpc_v2": "cpc_resnet"}.get(column, "resnet18")
 
 
-def _cell_kwargs(column: str, kind: str, row: str | None, encoder: str | None, preset: Preset,
-                 compositions: dict) -> tuple[str, dict]:
+def _cell_kwargs(
+    column: str, kind: str, row: str | None, encoder: str | None, preset: Preset, compositions: dict
+) -> tuple[str, dict]:
     """(METHODS name, method_kwargs) of one cell."""
     if column in compositions:
         method, kwargs = "composed", dict(compositions[column])
@@ -151,8 +187,9 @@ def _cell_kwargs(column: str, kind: str, row: str | None, encoder: str | None, p
         elif method == "composed" and loss == "amdim_nce":
             kwargs["extraction"] = row
         else:
-            raise UsageError(f"--comparisons apply to amdim, yadim and compositions with loss amdim_nce, "
-                             f"not to {column!r}")
+            raise UsageError(
+                f"--comparisons apply to amdim, yadim and compositions with loss amdim_nce, not to {column!r}"
+            )
     if method == "cpc_v2" and encoder == "amdim":
         raise UsageError("cpc_v2 cannot use encoder 'amdim' (it encodes CPC's small patches)")
     kwargs["encoder"] = encoder
@@ -216,8 +253,10 @@ def plan_grid(args, preset: Preset) -> tuple[str, list[str], list[str], list[Cel
         rows = comparisons or list(table["rows"])
         if encoders:
             if len(encoders) != 1:
-                raise UsageError("with extraction strategies as rows, --encoders names the one encoder of every "
-                                 f"cell, got {len(encoders)}")
+                raise UsageError(
+                    "with extraction strategies as rows, --encoders names the one encoder of every "
+                    f"cell, got {len(encoders)}"
+                )
             fixed_encoder = encoders[0]
 
     cells = []
@@ -238,12 +277,24 @@ def _run_cell(cell: Cell, args, preset: Preset, protocols: list[str]) -> dict | 
     from csl_ext.train import TrainConfig, train
 
     epochs = args.epochs or preset.epochs
-    config = TrainConfig(method=cell.method, method_kwargs=cell.method_kwargs, dataset=args.dataset,
-                         data_root=args.data_root, subset=args.subset or preset.subset, epochs=epochs,
-                         batch_size=args.batch_size or preset.batch_size, num_workers=args.num_workers,
-                         seed=args.seed, output_dir=cell.folder, resume=True, backend=args.backend,
-                         progress=False, tensorboard=False, online_probe=False,
-                         augment_kwargs=dict(DIGITS_AUGMENT) if args.dataset == "digits" else {})
+    config = TrainConfig(
+        method=cell.method,
+        method_kwargs=cell.method_kwargs,
+        dataset=args.dataset,
+        data_root=args.data_root,
+        subset=args.subset or preset.subset,
+        epochs=epochs,
+        batch_size=args.batch_size or preset.batch_size,
+        num_workers=args.num_workers,
+        seed=args.seed,
+        output_dir=cell.folder,
+        resume=True,
+        backend=args.backend,
+        progress=False,
+        tensorboard=False,
+        online_probe=False,
+        augment_kwargs=dict(DIGITS_AUGMENT) if args.dataset == "digits" else {},
+    )
     start = time.perf_counter()
     result = train(config)
     train_seconds = time.perf_counter() - start
@@ -253,9 +304,18 @@ def _run_cell(cell: Cell, args, preset: Preset, protocols: list[str]) -> dict | 
         return None
     start = time.perf_counter()
     scores = _evaluate(result, protocols, preset)
-    record = {"column": cell.column, "row": cell.row, "kind": cell.kind, "method": cell.method,
-                  "method_kwargs": cell.method_kwargs, "scores": scores, "steps": result.step, "epochs": epochs,
-                  "train_seconds": round(train_seconds, 2), "eval_seconds": round(time.perf_counter() - start, 2)}
+    record = {
+        "column": cell.column,
+        "row": cell.row,
+        "kind": cell.kind,
+        "method": cell.method,
+        "method_kwargs": cell.method_kwargs,
+        "scores": scores,
+        "steps": result.step,
+        "epochs": epochs,
+        "train_seconds": round(train_seconds, 2),
+        "eval_seconds": round(time.perf_counter() - start, 2),
+    }
     path = os.path.join(cell.folder, "cell.json")
     with open(path + ".tmp", "w") as f:
         json.dump(record, f, indent=1)
@@ -272,8 +332,15 @@ def _evaluate(result, protocols: list[str], preset: Preset) -> dict:
     train_set, test_set = load_eval_splits(cfg.dataset, cfg.data_root, size)
     method = result.method.eval()
     probe_kwargs = {"epochs": preset.probe_epochs} if preset.probe_epochs else None
-    return evaluate_encoder(method, train_set, test_set, protocols=tuple(protocols), probe_kwargs=probe_kwargs,
-                            seed=cfg.seed, val_split=default_val_split(cfg.dataset))
+    return evaluate_encoder(
+        method,
+        train_set,
+        test_set,
+        protocols=tuple(protocols),
+        probe_kwargs=probe_kwargs,
+        seed=cfg.seed,
+        val_split=default_val_split(cfg.dataset),
+    )
 
 
 def _load_record(cell: Cell) -> dict | None:
@@ -283,27 +350,56 @@ def _load_record(cell: Cell) -> dict | None:
     with open(path) as f:
         record = json.load(f)
     if record.get("method_kwargs") != json.loads(json.dumps(cell.method_kwargs)):
-        raise UsageError(f"{path} was run with other settings ({record.get('method_kwargs')}); "
-                         "use another --output-dir or delete the cell's folder")
+        raise UsageError(
+            f"{path} was run with other settings ({record.get('method_kwargs')}); "
+            "use another --output-dir or delete the cell's folder"
+        )
     return record
 
 
 # -- reporting -----------------------------------------------------------------------
-def write_reports(output_dir: str, kind: str, columns: list[str], rows: list[str], records: list[dict],
-                  protocol: str) -> dict[str, str]:
+def write_reports(
+    output_dir: str, kind: str, columns: list[str], rows: list[str], records: list[dict], protocol: str
+) -> dict[str, str]:
     """results.csv, results.md and heatmap.png; returns their paths."""
     os.makedirs(output_dir, exist_ok=True)
-    paths = {"csv": os.path.join(output_dir, "results.csv"), "md": os.path.join(output_dir, "results.md"),
-             "png": os.path.join(output_dir, "heatmap.png")}
+    paths = {
+        "csv": os.path.join(output_dir, "results.csv"),
+        "md": os.path.join(output_dir, "results.md"),
+        "png": os.path.join(output_dir, "heatmap.png"),
+    }
     protocols = sorted({p for r in records for p in r["scores"]})
     with open(paths["csv"], "w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["row_kind", "row", "column", "method", *protocols, "steps", "epochs", "train_seconds",
-                         "eval_seconds", "method_kwargs"])
+        writer.writerow(
+            [
+                "row_kind",
+                "row",
+                "column",
+                "method",
+                *protocols,
+                "steps",
+                "epochs",
+                "train_seconds",
+                "eval_seconds",
+                "method_kwargs",
+            ]
+        )
         for r in records:
-            writer.writerow([r["kind"], r["row"], r["column"], r["method"],
-                             *[r["scores"].get(p, "") for p in protocols], r["steps"], r["epochs"],
-                             r["train_seconds"], r["eval_seconds"], json.dumps(r["method_kwargs"])])
+            writer.writerow(
+                [
+                    r["kind"],
+                    r["row"],
+                    r["column"],
+                    r["method"],
+                    *[r["scores"].get(p, "") for p in protocols],
+                    r["steps"],
+                    r["epochs"],
+                    r["train_seconds"],
+                    r["eval_seconds"],
+                    json.dumps(r["method_kwargs"]),
+                ]
+            )
     table = {(r["row"], r["column"]): r["scores"].get(protocol) for r in records}
     with open(paths["md"], "w") as f:
         f.write(markdown_table(kind, columns, rows, table, protocol))
@@ -319,8 +415,12 @@ def markdown_table(kind: str, columns: list[str], rows: list[str], table: dict, 
     """Rows = encoders or strategies, columns = methods; test accuracy (%) of
     `protocol`, the best of each row in bold; '—' for a cell not run yet."""
     head = "encoder" if kind == "encoder" else "representation extraction"
-    lines = [f"{protocol} test accuracy (%)", "", f"| {head} | " + " | ".join(columns) + " |",
-             "|---|" + "---:|" * len(columns)]
+    lines = [
+        f"{protocol} test accuracy (%)",
+        "",
+        f"| {head} | " + " | ".join(columns) + " |",
+        "|---|" + "---:|" * len(columns),
+    ]
     for row in rows:
         values = [table.get((row, c)) for c in columns]
         best = max((v for v in values if v is not None), default=None)
@@ -336,8 +436,13 @@ def _heatmap(path: str, kind: str, columns: list[str], rows: list[str], table: d
     import matplotlib.pyplot as plt
     import numpy as np
 
-    values = np.array([[table.get((r, c)) if table.get((r, c)) is not None else np.nan for c in columns]
-                       for r in rows], dtype=float) * 100
+    values = (
+        np.array(
+            [[table.get((r, c)) if table.get((r, c)) is not None else np.nan for c in columns] for r in rows],
+            dtype=float,
+        )
+        * 100
+    )
     fig, ax = plt.subplots(figsize=(1.6 + 1.3 * len(columns), 0.9 + 0.45 * len(rows)))
     image = ax.imshow(values, cmap="viridis", aspect="auto")
     ax.set_xticks(range(len(columns)), columns)
@@ -355,16 +460,30 @@ def _heatmap(path: str, kind: str, columns: list[str], rows: list[str], table: d
 
 # -- the command ---------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="csl-ablate", description=__doc__.split("\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--table", type=int, choices=sorted(TABLES), default=None,
-                   help="the paper's grid: 1 = methods x encoders, 2 = methods x extraction strategies")
+    p = argparse.ArgumentParser(
+        prog="csl-ablate", description=__doc__.split("\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
+    p.add_argument(
+        "--table",
+        type=int,
+        choices=sorted(TABLES),
+        default=None,
+        help="the paper's grid: 1 = methods x encoders, 2 = methods x extraction strategies",
+    )
     p.add_argument("--methods", default=None, help="comma-separated METHODS names (replaces the table's)")
-    p.add_argument("--encoders", default=None, help="comma-separated ENCODERS names (rows, or the one encoder "
-                   "of an extraction grid)")
+    p.add_argument(
+        "--encoders",
+        default=None,
+        help="comma-separated ENCODERS names (rows, or the one encoder of an extraction grid)",
+    )
     p.add_argument("--comparisons", default=None, help="comma-separated comparison specs or presets (rows)")
-    p.add_argument("--composition", action="append", default=None, metavar="LABEL=JSON",
-                   help="a column built by csl_ext.methods.compose from these parts (repeatable)")
+    p.add_argument(
+        "--composition",
+        action="append",
+        default=None,
+        metavar="LABEL=JSON",
+        help="a column built by csl_ext.methods.compose from these parts (repeatable)",
+    )
     p.add_argument("--preset", choices=sorted(PRESETS), default="full", help="sizes of the runs")
     p.add_argument("--epochs", type=int, default=None, help="default: the preset's")
     p.add_argument("--batch-size", type=int, default=None, help="global; default: the preset's")
@@ -374,8 +493,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-workers", type=int, default=0)
     p.add_argument("--backend", default="torchvision", choices=("auto", "dali", "torchvision"))
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--eval-protocols", default="mlp", help="comma-separated: mlp,linear,knn (the table shows "
-                   "the first)")
+    p.add_argument(
+        "--eval-protocols", default="mlp", help="comma-separated: mlp,linear,knn (the table shows the first)"
+    )
     p.add_argument("--output-dir", default="runs/ablate")
     p.add_argument("--no-progress", action="store_true")
     return p
@@ -392,8 +512,10 @@ def main(argv=None) -> int:
     except ValueError as error:  # a setting a method / the trainer rejected
         parser.error(str(error))
     except KeyboardInterrupt as error:
-        print(f"\ncsl-ablate: interrupted{': ' + str(error) if str(error) else ''}; rerun the same command to "
-              "resume", file=sys.stderr)
+        print(
+            f"\ncsl-ablate: interrupted{': ' + str(error) if str(error) else ''}; rerun the same command to resume",
+            file=sys.stderr,
+        )
         return 130
 
 
@@ -432,8 +554,10 @@ def _run_grid(args) -> int:
         else:
             records[(cell.row, cell.column)] = record
     if is_main:
-        print(f"csl-ablate: {len(cells)} cells ({len(rows)} {kind}s x {len(columns)} methods), "
-              f"{len(cells) - len(pending)} finished, {len(pending)} to run; output {args.output_dir}")
+        print(
+            f"csl-ablate: {len(cells)} cells ({len(rows)} {kind}s x {len(columns)} methods), "
+            f"{len(cells) - len(pending)} finished, {len(pending)} to run; output {args.output_dir}"
+        )
     bar = None
     if is_main and not args.no_progress and pending:
         from tqdm.auto import tqdm
@@ -451,8 +575,10 @@ def _run_grid(args) -> int:
             if record is not None:
                 records[(cell.row, cell.column)] = record
                 scores = ", ".join(f"{k} {100 * v:.1f}%" for k, v in record["scores"].items())
-                line = (f"{cell.column} x {_row_label(kind, cell.row)}: {scores} "
-                        f"(train {record['train_seconds']:.0f} s, eval {record['eval_seconds']:.0f} s)")
+                line = (
+                    f"{cell.column} x {_row_label(kind, cell.row)}: {scores} "
+                    f"(train {record['train_seconds']:.0f} s, eval {record['eval_seconds']:.0f} s)"
+                )
                 (bar.write if bar is not None else print)(line)
                 write_reports(args.output_dir, kind, columns, rows, _ordered(records, cells), protocols[0])
             if distributed.is_distributed():

@@ -7,6 +7,7 @@ Examples:
     torchrun --nproc_per_node=2 -m csl_ext.cli --method simclr ...   # DDP
     csl-train --method simclr --dataset folder --data-root DIR --image-size 128   # DIR/train/<class>/*.jpg
 """
+
 import argparse
 import dataclasses
 import json
@@ -25,17 +26,29 @@ def build_parser(**defaults) -> argparse.ArgumentParser:
     (dest names, e.g. method="byol", epochs=5). Every TrainConfig field has
     an option of the same name (``--image-size`` -> image_size)."""
     d = TrainConfig()
-    p = argparse.ArgumentParser(prog="csl-train", description=__doc__.split("\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="csl-train", description=__doc__.split("\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
     p.add_argument("--method", default=d.method, help="simclr, moco_v2, byol, amdim, cpc_v2, yadim")
-    p.add_argument("--method-kwargs", type=json.loads, default={},
-                   help='JSON, e.g. \'{"width": 16}\', merged over the defaults (an example\'s own kwargs)')
-    p.add_argument("--augment-kwargs", type=json.loads, default=None,
-                   help='JSON overrides of the augmentation, e.g. \'{"flip_p": 0.0}\' '
-                        "(default: none, or csl_ext.data.digits.AUGMENT_OVERRIDES on digits)")
+    p.add_argument(
+        "--method-kwargs",
+        type=json.loads,
+        default={},
+        help="JSON, e.g. '{\"width\": 16}', merged over the defaults (an example's own kwargs)",
+    )
+    p.add_argument(
+        "--augment-kwargs",
+        type=json.loads,
+        default=None,
+        help="JSON overrides of the augmentation, e.g. '{\"flip_p\": 0.0}' "
+        "(default: none, or csl_ext.data.digits.AUGMENT_OVERRIDES on digits)",
+    )
     p.add_argument("--dataset", default=d.dataset, help="digits (embedded), cifar10, stl10, folder")
-    p.add_argument("--data-root", default=None,
-                   help="dataset directory (not needed for digits); folder: DIR/train/<class>/*.jpg, DIR/val/...")
+    p.add_argument(
+        "--data-root",
+        default=None,
+        help="dataset directory (not needed for digits); folder: DIR/train/<class>/*.jpg, DIR/val/...",
+    )
     p.add_argument("--image-size", type=int, default=None, help="default: the dataset's")
     p.add_argument("--subset", type=int, default=None, help="pretrain on the first N images only")
     p.add_argument("--epochs", type=int, default=d.epochs)
@@ -48,19 +61,31 @@ def build_parser(**defaults) -> argparse.ArgumentParser:
     p.add_argument("--max-steps", type=int, default=None, help="stop (with a checkpoint) after N steps")
     p.add_argument("--log-every", type=int, default=d.log_every)
     p.add_argument("--amp", default=d.amp, choices=("auto", "bf16", "fp16", "off"))
-    p.add_argument("--no-online-probe", dest="online_probe", action="store_false",
-                   help="no linear probe on detached features during training")
+    p.add_argument(
+        "--no-online-probe",
+        dest="online_probe",
+        action="store_false",
+        help="no linear probe on detached features during training",
+    )
     p.add_argument("--probe-lr", type=float, default=d.probe_lr)
     p.add_argument("--max-bad-steps", type=int, default=d.max_bad_steps)
     p.add_argument("--device", default=None)
     p.add_argument("--no-progress", dest="progress", action="store_false")
     p.add_argument("--no-tensorboard", dest="tensorboard", action="store_false")
-    p.add_argument("--skip-bad-images", action="store_true",
-                   help="folders: skip unreadable image files with a warning (default: stop, naming the file)")
-    p.add_argument("--knn-every", type=int, default=d.knn_every,
-                   help="steps between online kNN evaluations (0: every epoch; default: 10 per run)")
-    p.add_argument("--knn-images", type=int, default=d.knn_images,
-                   help="labelled images of the online kNN monitor (0: off)")
+    p.add_argument(
+        "--skip-bad-images",
+        action="store_true",
+        help="folders: skip unreadable image files with a warning (default: stop, naming the file)",
+    )
+    p.add_argument(
+        "--knn-every",
+        type=int,
+        default=d.knn_every,
+        help="steps between online kNN evaluations (0: every epoch; default: 10 per run)",
+    )
+    p.add_argument(
+        "--knn-images", type=int, default=d.knn_images, help="labelled images of the online kNN monitor (0: off)"
+    )
     p.add_argument("--eval-protocols", default="mlp", help="comma-separated: mlp,linear,knn")
     p.add_argument("--no-eval", action="store_true", help="skip the evaluation after training")
     if defaults:

@@ -4,6 +4,7 @@ All collectives of csl_ext live here. `gather` and `all_reduce_sum` carry
 gradients back to every process; `gather_no_grad` and `all_reduce_mean` do
 NOT and say so.
 """
+
 import torch
 import torch.distributed as dist
 

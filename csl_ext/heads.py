@@ -6,6 +6,7 @@ projection head followed by cosine).
 - [2]: BYOL, Grill et al. 2020, Sec. 3.3 (projector and predictor), https://arxiv.org/abs/2006.07733
 - [3]: google-research/simclr, model_util.py ``projection_head`` / ``linear_layer``
 """
+
 import torch
 from torch import nn
 
@@ -51,8 +52,9 @@ class ProjectionHead(nn.Module):
             (which then has no bias), as [3].
     """
 
-    def __init__(self, in_dim: int, hidden_dim: int, out_dim: int, batch_norm: bool = True,
-                 output_batch_norm: bool = False):
+    def __init__(
+        self, in_dim: int, hidden_dim: int, out_dim: int, batch_norm: bool = True, output_batch_norm: bool = False
+    ):
         super().__init__()
         _check_dims(in_dim=in_dim, hidden_dim=hidden_dim, out_dim=out_dim)
         layers = [nn.Linear(in_dim, hidden_dim, bias=not batch_norm)]
@@ -84,8 +86,9 @@ class SimCLRProjectionHead(ProjectionHead):
     """
 
     def __init__(self, in_dim: int, out_dim: int = 128, hidden_dim: int | None = None):
-        super().__init__(in_dim, in_dim if hidden_dim is None else hidden_dim, out_dim, batch_norm=True,
-                         output_batch_norm=True)
+        super().__init__(
+            in_dim, in_dim if hidden_dim is None else hidden_dim, out_dim, batch_norm=True, output_batch_norm=True
+        )
 
 
 class PredictionHead(ProjectionHead):

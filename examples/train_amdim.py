@@ -19,6 +19,7 @@ The optimiser, schedule and tclip defaults and their sources: docs/faithfulness.
 - [0]: AMDIM, Bachman et al. 2019, https://arxiv.org/abs/1906.00910
 - [1]: Falcon & Cho 2020, https://arxiv.org/abs/2009.00104
 """
+
 import sys
 
 from csl_ext.train.example import run_example

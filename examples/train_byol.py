@@ -18,6 +18,7 @@ The paper's settings (Falcon & Cho 2020, Sec. 5 and Table 2; BYOL, Grill et al. 
 - [0]: BYOL, Grill et al. 2020, https://arxiv.org/abs/2006.07733
 - [1]: Falcon & Cho 2020, https://arxiv.org/abs/2009.00104
 """
+
 import sys
 
 from csl_ext.train.example import run_example
@@ -29,8 +30,15 @@ from csl_ext.train.example import run_example
 # tau_base 0.96 -> 0.936 and 0.996 -> 0.953 at base_lr 1.0 (0.99 -> 0.947).
 # (Measured when BYOL still ran both views as one 2N batch and copied the online BN
 # statistics into the target; benchmarks/quality.py --methods byol --steps example re-measures.)
-KWARGS = {"arch": "resnet18", "width": 16, "hidden_dim": 256, "proj_dim": 64, "tau_base": 0.99,
-          "base_lr": 4.0, "warmup_epochs": 1}
+KWARGS = {
+    "arch": "resnet18",
+    "width": 16,
+    "hidden_dim": 256,
+    "proj_dim": 64,
+    "tau_base": 0.99,
+    "base_lr": 4.0,
+    "warmup_epochs": 1,
+}
 
 if __name__ == "__main__":
     sys.exit(run_example("byol", KWARGS, epochs=40, batch_size=128, image_size=32))

@@ -19,6 +19,7 @@ The defaults and their sources: docs/faithfulness.md.
 - [0]: CPC v2, Henaff et al. 2020, https://arxiv.org/abs/1905.09272
 - [1]: Falcon & Cho 2020, https://arxiv.org/abs/2009.00104
 """
+
 import sys
 
 from csl_ext.train.example import run_example

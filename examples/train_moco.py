@@ -21,6 +21,7 @@ The paper's settings (Falcon & Cho 2020, Sec. 5 and Table 2; MoCo v2, Chen et al
 - [0]: MoCo v2, Chen et al. 2020, https://arxiv.org/abs/2003.04297
 - [1]: Falcon & Cho 2020, https://arxiv.org/abs/2009.00104
 """
+
 import sys
 
 from csl_ext.train.example import run_example
@@ -34,8 +35,18 @@ from csl_ext.train.example import run_example
 #     parallel and never separate (0.84 with bn_splits=8 alone; the loss rose to log(K+1));
 #   momentum=0.9: a key encoder that keeps up within 440 steps (0.958 at 0.99, 0.972-0.983 at 0.9).
 # 80 epochs (880 steps, ~5 minutes) leave a clearer margin: 0.983.
-KWARGS = {"arch": "resnet18", "width": 16, "hidden_dim": 256, "proj_dim": 64, "queue_size": 1024,
-          "momentum": 0.9, "temperature": 0.2, "base_lr": 0.3, "head_batch_norm": True, "bn_splits": 8}
+KWARGS = {
+    "arch": "resnet18",
+    "width": 16,
+    "hidden_dim": 256,
+    "proj_dim": 64,
+    "queue_size": 1024,
+    "momentum": 0.9,
+    "temperature": 0.2,
+    "base_lr": 0.3,
+    "head_batch_norm": True,
+    "bn_splits": 8,
+}
 
 if __name__ == "__main__":
     sys.exit(run_example("moco_v2", KWARGS, epochs=80, batch_size=128, image_size=32))

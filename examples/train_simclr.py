@@ -15,14 +15,14 @@ The paper's settings (Chen et al. 2020; Falcon & Cho 2020, Sec. 5):
 
 - [0]: SimCLR, Chen et al. 2020, https://arxiv.org/abs/2002.05709
 """
+
 import sys
 
 from csl_ext.train.example import run_example
 
 # ResNet-18 at width 16: minutes on 2 CPU cores. The head's hidden width is the
 # encoder's feature size (128 here), as in the SimCLR authors' code.
-KWARGS = {"arch": "resnet18", "width": 16, "proj_dim": 64,
-          "temperature": 0.5, "base_lr": 1.0, "warmup_epochs": 1}
+KWARGS = {"arch": "resnet18", "width": 16, "proj_dim": 64, "temperature": 0.5, "base_lr": 1.0, "warmup_epochs": 1}
 
 if __name__ == "__main__":
     sys.exit(run_example("simclr", KWARGS, epochs=40, batch_size=128, image_size=32))

@@ -1,4 +1,5 @@
-"""YADIM (AMDIM encoder, AMDIM + CPC augmentations, last-map NCE with a dot product) on the embedded digits, then the frozen-encoder evaluation.
+"""YADIM (AMDIM encoder, AMDIM + CPC augmentations, last-map NCE with a dot
+product) on the embedded digits, then the frozen-encoder evaluation.
 
 Single process (2 CPU cores: a few minutes):
     python examples/train_yadim.py
@@ -19,6 +20,7 @@ The optimiser, schedule and tclip defaults and their sources: docs/faithfulness.
 - [0]: YADIM, Falcon & Cho 2020, https://arxiv.org/abs/2009.00104
 - [1]: Falcon & Cho 2020, https://arxiv.org/abs/2009.00104
 """
+
 import sys
 
 from csl_ext.train.example import run_example

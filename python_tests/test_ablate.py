@@ -2,6 +2,7 @@
 preset writes the Markdown table, the CSV and the heat map; a rerun trains
 nothing; a cell whose evaluation was lost resumes from its checkpoint
 without training; user errors exit with status 2 and a one-line message."""
+
 import csv
 import os
 import socket
@@ -18,8 +19,12 @@ GRID = ["--methods", "amdim,yadim", "--comparisons", "last,amdim", "--preset", "
 
 
 def _mtimes(root):
-    return {os.path.join(d, f): os.stat(os.path.join(d, f)).st_mtime_ns
-            for d, _, files in os.walk(root) for f in files if f == "checkpoint.pt"}
+    return {
+        os.path.join(d, f): os.stat(os.path.join(d, f)).st_mtime_ns
+        for d, _, files in os.walk(root)
+        for f in files
+        if f == "checkpoint.pt"
+    }
 
 
 def test_two_by_two_grid_writes_reports_and_a_rerun_trains_nothing(tmp_path, capsys):
@@ -55,20 +60,24 @@ def test_two_by_two_grid_writes_reports_and_a_rerun_trains_nothing(tmp_path, cap
 
 
 def test_markdown_table_bolds_the_best_of_each_row():
-    text = markdown_table("encoder", ["a", "b"], ["r1", "r2"], {("r1", "a"): 0.5, ("r1", "b"): 0.75,
-                                                                ("r2", "a"): 0.9}, "mlp")
+    text = markdown_table(
+        "encoder", ["a", "b"], ["r1", "r2"], {("r1", "a"): 0.5, ("r1", "b"): 0.75, ("r2", "a"): 0.9}, "mlp"
+    )
     assert "| r1 | 50.0 | **75.0** |" in text and "| r2 | **90.0** | — |" in text
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--methods", "simsiam", "--encoders", "resnet18"], "unknown method 'simsiam'"),
-    (["--table", "1", "--encoders", "resnet7"], "unknown encoder 'resnet7'"),
-    (["--table", "1", "--comparisons", "last"], "--comparisons do not fit --table 1"),
-    (["--methods", "simclr", "--comparisons", "last"], "--comparisons apply to amdim, yadim"),
-    (["--table", "2", "--comparisons", "(-1:-7)"], "refers to map -7"),
-    (["--methods", "cpc_v2", "--encoders", "amdim"], "cpc_v2 cannot use encoder 'amdim'"),
-    (["--table", "2", "--composition", "x={not json"], "--composition x: not JSON"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--methods", "simsiam", "--encoders", "resnet18"], "unknown method 'simsiam'"),
+        (["--table", "1", "--encoders", "resnet7"], "unknown encoder 'resnet7'"),
+        (["--table", "1", "--comparisons", "last"], "--comparisons do not fit --table 1"),
+        (["--methods", "simclr", "--comparisons", "last"], "--comparisons apply to amdim, yadim"),
+        (["--table", "2", "--comparisons", "(-1:-7)"], "refers to map -7"),
+        (["--methods", "cpc_v2", "--encoders", "amdim"], "cpc_v2 cannot use encoder 'amdim'"),
+        (["--table", "2", "--composition", "x={not json"], "--composition x: not JSON"),
+    ],
+)
 def test_user_errors_exit_2(args, message, tmp_path, capsys):
     with pytest.raises(SystemExit) as info:
         main([*args, "--output-dir", str(tmp_path)])
@@ -79,8 +88,13 @@ def test_user_errors_exit_2(args, message, tmp_path, capsys):
 
 
 def test_console_entry_error_has_no_traceback(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "csl_ext.ablate", "--methods", "simsiam", "--output-dir",
-                           str(tmp_path)], capture_output=True, text=True, timeout=300, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "csl_ext.ablate", "--methods", "simsiam", "--output-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert proc.returncode == 2
     assert "csl-ablate: error: --methods: unknown method 'simsiam'" in proc.stderr
     assert "Traceback" not in proc.stderr
@@ -97,10 +111,31 @@ def test_grid_under_torchrun_two_processes(tmp_path):
     with socket.socket() as free:  # a free port for the rendezvous
         free.bind(("127.0.0.1", 0))
         port = free.getsockname()[1]
-    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={port}",
-                           "-m", "csl_ext.ablate", "--methods", "yadim", "--comparisons", "last,last_random",
-                           "--preset", "tiny", "--no-progress", "--output-dir", str(out)],
-                          capture_output=True, text=True, timeout=300, check=False, env=env)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node=2",
+            f"--master_port={port}",
+            "-m",
+            "csl_ext.ablate",
+            "--methods",
+            "yadim",
+            "--comparisons",
+            "last,last_random",
+            "--preset",
+            "tiny",
+            "--no-progress",
+            "--output-dir",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env=env,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = list(csv.DictReader((out / "results.csv").open()))
     assert {r["row"] for r in rows} == {"last", "last_random"}

@@ -2,6 +2,7 @@
 concatenated batch (the distributed softmax), for the losses (nt_xent,
 info_nce, amdim_nce, cpc_infonce) and for the AMDIM, CPC v2 and YADIM
 methods."""
+
 import os
 import socket
 

@@ -115,9 +115,7 @@ class ViewConfig:
             if self.blur_sigma[0] <= 0:
                 raise ValueError(f"blur_sigma must be positive, got {self.blur_sigma!r}")
             if self.blur_kernel < 3 or self.blur_kernel % 2 == 0:
-                raise ValueError(
-                    f"blur_kernel must be an odd size >= 3 when blur_p > 0, got {self.blur_kernel!r}"
-                )
+                raise ValueError(f"blur_kernel must be an odd size >= 3 when blur_p > 0, got {self.blur_kernel!r}")
 
     @property
     def blur_enabled(self) -> bool:
@@ -206,8 +204,10 @@ class MethodConfig:
             raise ValueError(f"std must be positive, got {self.std!r}")
         _check_prob("shared_flip_p", self.shared_flip_p)
         if self.shared_flip_p > 0 and any(v.flip_p > 0 for v in self.views):
-            raise ValueError("shared_flip_p > 0 needs flip_p = 0 in every view (one flip per image), got "
-                             f"flip_p {[v.flip_p for v in self.views]}")
+            raise ValueError(
+                "shared_flip_p > 0 needs flip_p = 0 in every view (one flip per image), got "
+                f"flip_p {[v.flip_p for v in self.views]}"
+            )
 
     @property
     def num_views(self) -> int:
@@ -220,13 +220,22 @@ def blur_kernel_for(image_size: int) -> int:
     return max(3, k // 2 * 2 + 1)
 
 
-def method_config(method: str, image_size: int, *, strength: float | None = None, blur: bool | None = None,
-                  mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
-                  jitter_mode: str | None = None, **overrides) -> MethodConfig:
+def method_config(
+    method: str,
+    image_size: int,
+    *,
+    strength: float | None = None,
+    blur: bool | None = None,
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+    jitter_mode: str | None = None,
+    **overrides,
+) -> MethodConfig:
     """The published parameters of ``method`` at ``image_size`` pixels: the recipe
     table of :mod:`.recipes`, where the arguments are described
     (:func:`.recipes.method_config`)."""
     from .recipes import method_config as from_recipes  # recipes imports this module
 
-    return from_recipes(method, image_size, strength=strength, blur=blur, mean=mean, std=std,
-                        jitter_mode=jitter_mode, **overrides)
+    return from_recipes(
+        method, image_size, strength=strength, blur=blur, mean=mean, std=std, jitter_mode=jitter_mode, **overrides
+    )

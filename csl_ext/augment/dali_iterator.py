@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import math
 import warnings
-from typing import Optional
 
 import numpy as np
 import torch
@@ -60,12 +59,27 @@ class DaliLoader:
         ValueError: bad ``images`` shape/dtype, ``batch_size`` < 1, missing input.
     """
 
-    def __init__(self, cfg: MethodConfig, images: Optional[np.ndarray] = None,
-                 labels: Optional[np.ndarray] = None, *, file_root: Optional[str] = None, files=None,
-                 batch_size: int = 256, num_threads: int = 2, device_id="auto", seed: int = 0,
-                 shard_id: Optional[int] = None, num_shards: Optional[int] = None,
-                 shuffle: bool = True, drop_last: bool = False, return_images: bool = False,
-                 prefetch_queue_depth: int = 2, start_batch: int = 0, skip_bad_images: bool = False):
+    def __init__(
+        self,
+        cfg: MethodConfig,
+        images: np.ndarray | None = None,
+        labels: np.ndarray | None = None,
+        *,
+        file_root: str | None = None,
+        files=None,
+        batch_size: int = 256,
+        num_threads: int = 2,
+        device_id="auto",
+        seed: int = 0,
+        shard_id: int | None = None,
+        num_shards: int | None = None,
+        shuffle: bool = True,
+        drop_last: bool = False,
+        return_images: bool = False,
+        prefetch_queue_depth: int = 2,
+        start_batch: int = 0,
+        skip_bad_images: bool = False,
+    ):
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size!r}")
         if num_threads < 1:
@@ -82,8 +96,12 @@ class DaliLoader:
         self.device = torch.device("cuda", device_id) if device_id is not None else torch.device("cpu")
         self._gen = torch.Generator(device=self.device).manual_seed(seed)
         self._names = [f"view{i}" for i in range(cfg.num_views)] + ["labels"]
-        self._pipe_kwargs = dict(batch_size=batch_size, num_threads=num_threads, device_id=device_id,
-                                 prefetch_queue_depth=prefetch_queue_depth)
+        self._pipe_kwargs = dict(
+            batch_size=batch_size,
+            num_threads=num_threads,
+            device_id=device_id,
+            prefetch_queue_depth=prefetch_queue_depth,
+        )
         self.seed, self.shuffle, self._epoch = seed, shuffle, 0
         self._files = None
         if images is not None:
@@ -93,12 +111,21 @@ class DaliLoader:
                 if labels.shape != (len(images),):
                     raise ValueError(f"labels must have shape ({len(images)},), got {labels.shape}")
             self.has_labels = labels is not None
-            self._source = ArraySource(images, labels, batch_size, self.shard_id, self.num_shards,
-                                       shuffle=shuffle, seed=seed, drop_last=drop_last)
+            self._source = ArraySource(
+                images,
+                labels,
+                batch_size,
+                self.shard_id,
+                self.num_shards,
+                shuffle=shuffle,
+                seed=seed,
+                drop_last=drop_last,
+            )
             self._n = len(self._source)
             pipe = build_pipeline(cfg, source=self._source, seed=seed, **self._pipe_kwargs)
-            self._it = DALIGenericIterator(pipe, self._names, last_batch_policy=LastBatchPolicy.PARTIAL,
-                                           auto_reset=True, prepare_first_batch=False)
+            self._it = DALIGenericIterator(
+                pipe, self._names, last_batch_policy=LastBatchPolicy.PARTIAL, auto_reset=True, prepare_first_batch=False
+            )
         elif files is not None or file_root is not None:
             from .torchvision_twins import folder_files
 
@@ -141,16 +168,22 @@ class DaliLoader:
         :func:`.sharding.shard_indices`, as the torchvision twin's sampler), read by
         ``fn.readers.file``; a pipeline error is traced to the file that caused it."""
         epoch, self._epoch = self._epoch, self._epoch + 1
-        order = shard_indices(len(self._files), self.shard_id, self.num_shards, shuffle=self.shuffle,
-                              seed=self.seed, epoch=epoch)[:self._n]
+        order = shard_indices(
+            len(self._files), self.shard_id, self.num_shards, shuffle=self.shuffle, seed=self.seed, epoch=epoch
+        )[: self._n]
         order = [self._replacement(i) if i in self._bad else int(i) for i in order]
         pos, policy = 0, LastBatchPolicy.DROP if self.drop_last else LastBatchPolicy.PARTIAL
         while pos < len(order):
-            pipe = build_pipeline(self.cfg, files=[self._files.path(i) for i in order[pos:]],
-                                  file_labels=self._files.labels[order[pos:]],
-                                  seed=(self.seed * 1_000_003 + epoch) % 2**31, **self._pipe_kwargs)
-            it = DALIGenericIterator(pipe, self._names, reader_name="Reader", last_batch_policy=policy,
-                                     prepare_first_batch=False)
+            pipe = build_pipeline(
+                self.cfg,
+                files=[self._files.path(i) for i in order[pos:]],
+                file_labels=self._files.labels[order[pos:]],
+                seed=(self.seed * 1_000_003 + epoch) % 2**31,
+                **self._pipe_kwargs,
+            )
+            it = DALIGenericIterator(
+                pipe, self._names, reader_name="Reader", last_batch_policy=policy, prepare_first_batch=False
+            )
             try:
                 for batch in it:
                     pos += self.batch_size
@@ -167,7 +200,7 @@ class DaliLoader:
         raises ValueError naming the first one, unless skip_bad_images (then warns)."""
         from csl_ext.data.folder import decode_image
 
-        window = order[pos:pos + (self._pipe_kwargs["prefetch_queue_depth"] + 2) * self.batch_size]
+        window = order[pos : pos + (self._pipe_kwargs["prefetch_queue_depth"] + 2) * self.batch_size]
         bad = set()
         for i in window:
             try:
@@ -175,12 +208,17 @@ class DaliLoader:
             except ValueError as decode_error:
                 if not self._skip_bad:
                     raise decode_error from error
-                warnings.warn(f"skipping unreadable image {self._files.path(i)!r}: {decode_error.__cause__}",
-                              RuntimeWarning, stacklevel=3)
+                warnings.warn(
+                    f"skipping unreadable image {self._files.path(i)!r}: {decode_error.__cause__}",
+                    RuntimeWarning,
+                    stacklevel=3,
+                )
                 bad.add(i)
         if not bad:
-            raise RuntimeError(f"DALI failed while reading files {self._files.path(window[0])!r} .. "
-                               f"{self._files.path(window[-1])!r} (PIL reads them all): {error}") from error
+            raise RuntimeError(
+                f"DALI failed while reading files {self._files.path(window[0])!r} .. "
+                f"{self._files.path(window[-1])!r} (PIL reads them all): {error}"
+            ) from error
         self._bad |= bad
         return bad
 

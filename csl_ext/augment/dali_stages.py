@@ -12,8 +12,8 @@ operator and p = 1 builds no branch.
 
 from __future__ import annotations
 
-from nvidia.dali import fn, types
 import nvidia.dali.math as dmath
+from nvidia.dali import fn, types
 
 from .config import ColorJitter, ViewConfig
 
@@ -37,8 +37,13 @@ _INTERP = {"bilinear": types.INTERP_LINEAR, "bicubic": types.INTERP_CUBIC}
 
 def random_resized_crop(x, size: int, scale, ratio, interpolation: str = "bilinear"):
     """Random area fraction ``scale`` and aspect ``ratio`` crop, resized to size x size."""
-    return fn.random_resized_crop(x, size=[size, size], random_area=list(scale),
-                                  random_aspect_ratio=list(ratio), interp_type=_INTERP[interpolation])
+    return fn.random_resized_crop(
+        x,
+        size=[size, size],
+        random_area=list(scale),
+        random_aspect_ratio=list(ratio),
+        interp_type=_INTERP[interpolation],
+    )
 
 
 def resize(x, size: int):
@@ -143,8 +148,14 @@ def flip_coin(flip_p: float):
 def flip_normalize(x, mirror, mean, std):
     """Horizontal flip where ``mirror`` is 1, HWC uint8 -> CHW float32 normalised by
     mean/std given in [0, 1] units; one fused operator."""
-    return fn.crop_mirror_normalize(x, mirror=mirror, dtype=types.FLOAT, output_layout="CHW",
-                                    mean=[255.0 * m for m in mean], std=[255.0 * s for s in std])
+    return fn.crop_mirror_normalize(
+        x,
+        mirror=mirror,
+        dtype=types.FLOAT,
+        output_layout="CHW",
+        mean=[255.0 * m for m in mean],
+        std=[255.0 * s for s in std],
+    )
 
 
 def view(x, cfg: ViewConfig, size: int, mean, std, *, needs_resize: bool, shared_mirror=None):
@@ -183,6 +194,13 @@ def eval_view(x, size: int, resize_shorter, mean, std):
     S x S, normalise -> (3, S, S)."""
     if resize_shorter is not None:
         x = fn.resize(x, resize_shorter=float(resize_shorter), antialias=True)
-    return fn.crop_mirror_normalize(x, crop=[size, size], crop_pos_x=0.5, crop_pos_y=0.5,
-                                    dtype=types.FLOAT, output_layout="CHW",
-                                    mean=[255.0 * m for m in mean], std=[255.0 * s for s in std])
+    return fn.crop_mirror_normalize(
+        x,
+        crop=[size, size],
+        crop_pos_x=0.5,
+        crop_pos_y=0.5,
+        dtype=types.FLOAT,
+        output_layout="CHW",
+        mean=[255.0 * m for m in mean],
+        std=[255.0 * s for s in std],
+    )

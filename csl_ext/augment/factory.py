@@ -34,11 +34,22 @@ class Augmentation:
     config: MethodConfig
     backend: str
 
-    def loader(self, images: np.ndarray | None = None, labels: np.ndarray | None = None, *,
-               file_root: str | None = None, batch_size: int = 256, num_workers: int = 2,
-               device=None, seed: int = 0, shard_id: int | None = None,
-               num_shards: int | None = None, shuffle: bool = True, drop_last: bool = False,
-               return_images: bool = False):
+    def loader(
+        self,
+        images: np.ndarray | None = None,
+        labels: np.ndarray | None = None,
+        *,
+        file_root: str | None = None,
+        batch_size: int = 256,
+        num_workers: int = 2,
+        device=None,
+        seed: int = 0,
+        shard_id: int | None = None,
+        num_shards: int | None = None,
+        shuffle: bool = True,
+        drop_last: bool = False,
+        return_images: bool = False,
+    ):
         """Iterable of ``(view_0, ..., view_{V-1}[, labels])`` batches of this shard.
 
         Args:
@@ -57,9 +68,16 @@ class Augmentation:
         Returns:
             :class:`.dali_iterator.DaliLoader` or :class:`.torchvision_twins.TorchvisionLoader`.
         """
-        kw = dict(file_root=file_root, batch_size=batch_size, seed=seed, shard_id=shard_id,
-                  num_shards=num_shards, shuffle=shuffle, drop_last=drop_last,
-                  return_images=return_images)
+        kw = dict(
+            file_root=file_root,
+            batch_size=batch_size,
+            seed=seed,
+            shard_id=shard_id,
+            num_shards=num_shards,
+            shuffle=shuffle,
+            drop_last=drop_last,
+            return_images=return_images,
+        )
         if self.backend == "dali":
             import torch
 
@@ -70,12 +88,10 @@ class Augmentation:
             else:
                 dev = torch.device(device)
                 device_id = (dev.index or 0) if dev.type == "cuda" else None
-            return DaliLoader(self.config, images, labels, num_threads=max(1, num_workers),
-                              device_id=device_id, **kw)
+            return DaliLoader(self.config, images, labels, num_threads=max(1, num_workers), device_id=device_id, **kw)
         from .torchvision_twins import TorchvisionLoader
 
-        return TorchvisionLoader(self.config, images, labels, num_workers=num_workers,
-                                 device=device, **kw)
+        return TorchvisionLoader(self.config, images, labels, num_workers=num_workers, device=device, **kw)
 
     def transforms(self):
         """The torchvision twin as a per-image callable (PIL image -> tuple of views)."""
@@ -84,8 +100,7 @@ class Augmentation:
         return MultiView(self.config)
 
 
-def make_augmentation(method: str, image_size: int, *, backend: str = "auto",
-                      **config_kwargs) -> Augmentation:
+def make_augmentation(method: str, image_size: int, *, backend: str = "auto", **config_kwargs) -> Augmentation:
     """Augmentation of ``method`` at ``image_size`` on the best available backend.
 
     Args:
@@ -117,9 +132,12 @@ def make_augmentation(method: str, image_size: int, *, backend: str = "auto",
         if dali_available():
             backend = "dali"
         else:
-            warnings.warn("nvidia-dali is not installed (pip install -r requirements-dali.txt); "
-                          "falling back to the torchvision augmentation twins", RuntimeWarning,
-                          stacklevel=2)
+            warnings.warn(
+                "nvidia-dali is not installed (pip install -r requirements-dali.txt); "
+                "falling back to the torchvision augmentation twins",
+                RuntimeWarning,
+                stacklevel=2,
+            )
             backend = "torchvision"
     elif backend == "dali" and not dali_available():
         raise ImportError("backend='dali' needs nvidia-dali: pip install -r requirements-dali.txt")

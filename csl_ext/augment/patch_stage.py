@@ -45,8 +45,9 @@ class PatchStage(nn.Module):
         (B, C, H, W) -> (B, C, H, W).
     """
 
-    def __init__(self, patch_size: int, stride: int,
-                 patch_transform: Callable[[torch.Tensor], torch.Tensor] | None = None):
+    def __init__(
+        self, patch_size: int, stride: int, patch_transform: Callable[[torch.Tensor], torch.Tensor] | None = None
+    ):
         super().__init__()
         self.patch_size = patch_size
         self.stride = stride
@@ -97,12 +98,21 @@ def yadim_patch_config(image_size: int, reading: str = "patches") -> PatchConfig
     if reading not in READINGS:
         raise ValueError(f"reading must be one of {READINGS}, got {reading!r}")
     size, stride = (image_size // 4, image_size // 8) if reading == "patches" else (image_size, image_size)
-    return PatchConfig(patch_size=size, stride=stride, flip_p=0.5, color_drop_p=0.0, brightness=0.4,
-                       contrast=0.4, jitter_p=0.8, gray_p=0.25)
+    return PatchConfig(
+        patch_size=size,
+        stride=stride,
+        flip_p=0.5,
+        color_drop_p=0.0,
+        brightness=0.4,
+        contrast=0.4,
+        jitter_p=0.8,
+        gray_p=0.25,
+    )
 
 
-def yadim_patch_stage(image_size: int, mean: Sequence[float], std: Sequence[float],
-                      reading: str = "patches") -> PatchStage:
+def yadim_patch_stage(
+    image_size: int, mean: Sequence[float], std: Sequence[float], reading: str = "patches"
+) -> PatchStage:
     """YADIM's patch stage for normalised (B, 3, S, S) images.
 
     Args:

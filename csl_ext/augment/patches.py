@@ -39,8 +39,13 @@ def _luma(x: torch.Tensor) -> torch.Tensor:
     return (x[:, 0:1] * _GRAY[0]).add_(x[:, 1:2], alpha=_GRAY[1]).add_(x[:, 2:3], alpha=_GRAY[2])
 
 
-def augment_patches(patches: torch.Tensor, cfg: PatchConfig, generator: torch.Generator | None = None, *,
-                    fill: Sequence[float] = (0.0, 0.0, 0.0)) -> torch.Tensor:
+def augment_patches(
+    patches: torch.Tensor,
+    cfg: PatchConfig,
+    generator: torch.Generator | None = None,
+    *,
+    fill: Sequence[float] = (0.0, 0.0, 0.0),
+) -> torch.Tensor:
     """Independent augmentation of every patch, on [0, 1] pixels.
 
     Stages, each with one coin per patch: horizontal flip; brightness b then
@@ -98,8 +103,9 @@ def normalize_patches(patches: torch.Tensor, mean: Sequence[float], std: Sequenc
     return torch.addcmul(m, patches, s)  # (x - mean) / std in one pass
 
 
-def cpc_views(images01: torch.Tensor, cfg: PatchConfig, mean, std,
-              generator: torch.Generator | None = None) -> torch.Tensor:
+def cpc_views(
+    images01: torch.Tensor, cfg: PatchConfig, mean, std, generator: torch.Generator | None = None
+) -> torch.Tensor:
     """Augmented [0, 1] images (B, 3, H, W) -> normalised, per-patch augmented grid.
 
     Normalising after patchify equals patchify of the normalised image, since the

@@ -22,13 +22,29 @@ import difflib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from .config import (CIFAR_MEAN, CIFAR_STD, IMAGENET_MEAN, IMAGENET_STD, MIN_IMAGE_SIZE, ColorJitter,
-                     MethodConfig, PatchConfig, ViewConfig, blur_kernel_for)
+from .config import (
+    CIFAR_MEAN,
+    CIFAR_STD,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    MIN_IMAGE_SIZE,
+    ColorJitter,
+    MethodConfig,
+    PatchConfig,
+    ViewConfig,
+    blur_kernel_for,
+)
 
 JITTER_MODES = ("crop", "translate")
 # names other code and papers use for the same recipe -> the canonical (registry) name
-_OTHER_NAMES = {"moco": "moco_v2", "mocov2": "moco_v2", "moco-v2": "moco_v2", "cpc": "cpc_v2",
-                "cpcv2": "cpc_v2", "cpc-v2": "cpc_v2"}
+_OTHER_NAMES = {
+    "moco": "moco_v2",
+    "mocov2": "moco_v2",
+    "moco-v2": "moco_v2",
+    "cpc": "cpc_v2",
+    "cpcv2": "cpc_v2",
+    "cpc-v2": "cpc_v2",
+}
 
 
 @dataclass(frozen=True)
@@ -81,22 +97,34 @@ def simclr(a: RecipeArgs) -> Recipe:
     command: ``--color_jitter_strength=0.5 --use_blur=False``), s = 1 with blur above."""
     s = (0.5 if a.small else 1.0) if a.strength is None else a.strength
     colour = ColorJitter(0.8 * s, 0.8 * s, 0.8 * s, min(0.5, 0.2 * s))
-    view = ViewConfig(crop_scale=(0.08, 1.0), jitter=colour, jitter_p=0.8, gray_p=0.2,
-                      blur_p=a.blur_p(0.5), blur_kernel=a.blur_kernel)
+    view = ViewConfig(
+        crop_scale=(0.08, 1.0), jitter=colour, jitter_p=0.8, gray_p=0.2, blur_p=a.blur_p(0.5), blur_kernel=a.blur_kernel
+    )
     return Recipe(views=(view, view))
 
 
 def moco_v2(a: RecipeArgs) -> Recipe:
     """MoCo v2 [1]: crop 0.2-1, flip, colour jitter (0.4, 0.4, 0.4, 0.1) p 0.8, gray 0.2, blur 0.5."""
-    view = ViewConfig(crop_scale=(0.2, 1.0), jitter=ColorJitter(0.4, 0.4, 0.4, 0.1), jitter_p=0.8,
-                      gray_p=0.2, blur_p=a.blur_p(0.5), blur_kernel=a.blur_kernel)
+    view = ViewConfig(
+        crop_scale=(0.2, 1.0),
+        jitter=ColorJitter(0.4, 0.4, 0.4, 0.1),
+        jitter_p=0.8,
+        gray_p=0.2,
+        blur_p=a.blur_p(0.5),
+        blur_kernel=a.blur_kernel,
+    )
     return Recipe(views=(view, view))
 
 
 def byol(a: RecipeArgs) -> Recipe:
     """BYOL [2] table 6: asymmetric views, blur 1.0 / 0.1 and solarise 0.0 / 0.2."""
-    common = dict(crop_scale=(0.08, 1.0), jitter=ColorJitter(0.4, 0.4, 0.2, 0.1), jitter_p=0.8,
-                  gray_p=0.2, blur_kernel=a.blur_kernel)
+    common = dict(
+        crop_scale=(0.08, 1.0),
+        jitter=ColorJitter(0.4, 0.4, 0.2, 0.1),
+        jitter_p=0.8,
+        gray_p=0.2,
+        blur_kernel=a.blur_kernel,
+    )
     first = ViewConfig(**common, blur_p=a.blur_p(1.0), solarize_p=0.0)
     second = ViewConfig(**common, blur_p=a.blur_p(0.1), solarize_p=0.2)
     return Recipe(views=(first, second))
@@ -121,8 +149,7 @@ def amdim_view(a: RecipeArgs, *, translate_and_crop: bool = False) -> ViewConfig
     else:
         geometry = crop
     hue = 0.2 if a.image_size <= 64 else 0.1
-    return ViewConfig(**geometry, flip_p=0.0, jitter=ColorJitter(0.4, 0.4, 0.4, hue), jitter_p=0.8,
-                      gray_p=0.25)
+    return ViewConfig(**geometry, flip_p=0.0, jitter=ColorJitter(0.4, 0.4, 0.4, hue), jitter_p=0.8, gray_p=0.25)
 
 
 def amdim(a: RecipeArgs) -> Recipe:
@@ -156,8 +183,13 @@ def evaluation(a: RecipeArgs) -> Recipe:
 
 
 RECIPE_TABLE: dict[str, Callable[[RecipeArgs], Recipe]] = {
-    "simclr": simclr, "moco_v2": moco_v2, "byol": byol, "amdim": amdim, "cpc_v2": cpc_v2,
-    "yadim": yadim, "eval": evaluation,
+    "simclr": simclr,
+    "moco_v2": moco_v2,
+    "byol": byol,
+    "amdim": amdim,
+    "cpc_v2": cpc_v2,
+    "yadim": yadim,
+    "eval": evaluation,
 }
 RECIPES = tuple(RECIPE_TABLE)  # the method registry's names, plus "eval"
 
@@ -235,7 +267,13 @@ def method_config(
     shared_flip_p = 0.0 if "flip_p" in overrides else recipe.shared_flip_p
     mean = (CIFAR_MEAN if args.small else IMAGENET_MEAN) if mean is None else mean
     std = (CIFAR_STD if args.small else IMAGENET_STD) if std is None else std
-    return MethodConfig(method=method, image_size=image_size, views=views,
-                        mean=tuple(float(m) for m in mean), std=tuple(float(s) for s in std),
-                        patch=recipe.patch, eval_resize=recipe.eval_resize,
-                        shared_flip_p=shared_flip_p)
+    return MethodConfig(
+        method=method,
+        image_size=image_size,
+        views=views,
+        mean=tuple(float(m) for m in mean),
+        std=tuple(float(s) for s in std),
+        patch=recipe.patch,
+        eval_resize=recipe.eval_resize,
+        shared_flip_p=shared_flip_p,
+    )

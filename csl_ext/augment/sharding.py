@@ -7,13 +7,11 @@ dataset exactly once, e.g. N=10 over 3 processes -> 4 + 3 + 3 samples.
 
 from __future__ import annotations
 
-from typing import Optional, Tuple
-
 import numpy as np
 import torch
 
 
-def default_shard(shard_id: Optional[int] = None, num_shards: Optional[int] = None) -> Tuple[int, int]:
+def default_shard(shard_id: int | None = None, num_shards: int | None = None) -> tuple[int, int]:
     """Fill missing shard arguments from torch.distributed (rank, world size) or (0, 1).
 
     Raises:
@@ -31,13 +29,12 @@ def default_shard(shard_id: Optional[int] = None, num_shards: Optional[int] = No
     return int(shard_id), int(num_shards)
 
 
-def shard_bounds(n: int, shard_id: int, num_shards: int) -> Tuple[int, int]:
+def shard_bounds(n: int, shard_id: int, num_shards: int) -> tuple[int, int]:
     """[start, stop) of shard ``shard_id`` in a length-``n`` ordering (DALI's split)."""
     return n * shard_id // num_shards, n * (shard_id + 1) // num_shards
 
 
-def shard_indices(n: int, shard_id: int, num_shards: int, *, shuffle: bool, seed: int,
-                  epoch: int) -> np.ndarray:
+def shard_indices(n: int, shard_id: int, num_shards: int, *, shuffle: bool, seed: int, epoch: int) -> np.ndarray:
     """Indices (int64) that shard ``shard_id`` visits in ``epoch``."""
     order = np.arange(n, dtype=np.int64)
     if shuffle:
@@ -54,8 +51,9 @@ class ShardSampler(torch.utils.data.Sampler):
     reshuffle.
     """
 
-    def __init__(self, n: int, shard_id: Optional[int] = None, num_shards: Optional[int] = None,
-                 *, shuffle: bool = True, seed: int = 0):
+    def __init__(
+        self, n: int, shard_id: int | None = None, num_shards: int | None = None, *, shuffle: bool = True, seed: int = 0
+    ):
         self.n = int(n)
         self.shard_id, self.num_shards = default_shard(shard_id, num_shards)
         self.shuffle, self.seed, self.epoch = shuffle, int(seed), 0
@@ -65,8 +63,9 @@ class ShardSampler(torch.utils.data.Sampler):
         self.epoch, self._explicit_epoch = int(epoch), True
 
     def __iter__(self):
-        idx = shard_indices(self.n, self.shard_id, self.num_shards, shuffle=self.shuffle,
-                            seed=self.seed, epoch=self.epoch)
+        idx = shard_indices(
+            self.n, self.shard_id, self.num_shards, shuffle=self.shuffle, seed=self.seed, epoch=self.epoch
+        )
         if not self._explicit_epoch:
             self.epoch += 1
         self._explicit_epoch = False

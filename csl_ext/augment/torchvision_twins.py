@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import math
 import os
-from typing import List, Optional
 
 import numpy as np
 import torch
@@ -18,16 +17,18 @@ from .config import MethodConfig, ViewConfig
 from .patches import cpc_views
 from .sharding import ShardSampler, default_shard
 
-
 _INTERPOLATION = {"bilinear": T.InterpolationMode.BILINEAR, "bicubic": T.InterpolationMode.BICUBIC}
 
 
 def view_transform(cfg: ViewConfig, size: int, mean, std, *, needs_resize: bool = True) -> T.Compose:
     """PIL image -> float32 (3, S, S) tensor, normalised by mean/std ([0, 1] units)."""
-    t: List = []
+    t: list = []
     if cfg.crop_scale is not None:
-        t.append(T.RandomResizedCrop(size, scale=cfg.crop_scale, ratio=cfg.crop_ratio,
-                                     interpolation=_INTERPOLATION[cfg.interpolation]))
+        t.append(
+            T.RandomResizedCrop(
+                size, scale=cfg.crop_scale, ratio=cfg.crop_ratio, interpolation=_INTERPOLATION[cfg.interpolation]
+            )
+        )
     elif needs_resize:
         t.append(T.Resize((size, size)))
     if cfg.translate_enabled:
@@ -37,8 +38,7 @@ def view_transform(cfg: ViewConfig, size: int, mean, std, *, needs_resize: bool 
         t.append(T.RandomHorizontalFlip(cfg.flip_p))
     j = cfg.jitter
     if cfg.jitter_p > 0 and j.active:
-        t.append(T.RandomApply([T.ColorJitter(j.brightness, j.contrast, j.saturation, j.hue)],
-                               p=cfg.jitter_p))
+        t.append(T.RandomApply([T.ColorJitter(j.brightness, j.contrast, j.saturation, j.hue)], p=cfg.jitter_p))
     if cfg.gray_p > 0:
         t.append(T.RandomGrayscale(cfg.gray_p))
     if cfg.blur_enabled:
@@ -68,8 +68,9 @@ class MultiView:
             self.transforms = [eval_transform(cfg.image_size, cfg.eval_resize, cfg.mean, cfg.std)]
         else:
             mean, std = ((0.0,) * 3, (1.0,) * 3) if cfg.patch is not None else (cfg.mean, cfg.std)
-            self.transforms = [view_transform(v, cfg.image_size, mean, std, needs_resize=needs_resize)
-                               for v in cfg.views]
+            self.transforms = [
+                view_transform(v, cfg.image_size, mean, std, needs_resize=needs_resize) for v in cfg.views
+            ]
 
     def __call__(self, img: Image.Image):
         if self.cfg.shared_flip_p > 0 and torch.rand(()) < self.cfg.shared_flip_p:
@@ -102,7 +103,7 @@ class _SeededSamples(torch.utils.data.Sampler):
 
     def __iter__(self):
         self.sampler.set_epoch(self.epoch)
-        order = list(self.sampler)[self.start:]
+        order = list(self.sampler)[self.start :]
         return iter([(i, sample_seed(self.seed, self.epoch, i)) for i in order])
 
     def __len__(self) -> int:
@@ -135,7 +136,7 @@ class _SeededDataset(torch.utils.data.Dataset):
 class ArrayDataset(_SeededDataset):
     """In-memory uint8 (N, H, W, 3) images (+ labels) -> (views..., label)."""
 
-    def __init__(self, images: np.ndarray, labels: Optional[np.ndarray], transform: MultiView):
+    def __init__(self, images: np.ndarray, labels: np.ndarray | None, transform: MultiView):
         super().__init__(transform)
         self.images = images
         self.labels = np.full(len(images), -1, np.int64) if labels is None else np.asarray(labels)
@@ -186,12 +187,27 @@ class TorchvisionLoader:
     ``skip_bad_images`` (with file_root) skips unreadable files with a warning.
     """
 
-    def __init__(self, cfg: MethodConfig, images: Optional[np.ndarray] = None,
-                 labels: Optional[np.ndarray] = None, *, file_root: Optional[str] = None, files=None,
-                 batch_size: int = 256, num_workers: int = 2, device=None, seed: int = 0,
-                 shard_id: Optional[int] = None, num_shards: Optional[int] = None,
-                 shuffle: bool = True, drop_last: bool = False, return_images: bool = False,
-                 persistent_workers: bool = True, start_batch: int = 0, skip_bad_images: bool = False):
+    def __init__(
+        self,
+        cfg: MethodConfig,
+        images: np.ndarray | None = None,
+        labels: np.ndarray | None = None,
+        *,
+        file_root: str | None = None,
+        files=None,
+        batch_size: int = 256,
+        num_workers: int = 2,
+        device=None,
+        seed: int = 0,
+        shard_id: int | None = None,
+        num_shards: int | None = None,
+        shuffle: bool = True,
+        drop_last: bool = False,
+        return_images: bool = False,
+        persistent_workers: bool = True,
+        start_batch: int = 0,
+        skip_bad_images: bool = False,
+    ):
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size!r}")
         if num_workers < 0:
@@ -201,15 +217,17 @@ class TorchvisionLoader:
         if start_batch < 0:
             raise ValueError(f"start_batch must be >= 0, got {start_batch!r}")
         self.cfg, self.seed, self.return_images = cfg, seed, return_images
-        self.device = torch.device(device) if device is not None else (
-            torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu"))
+        self.device = (
+            torch.device(device)
+            if device is not None
+            else (torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu"))
+        )
         if images is not None:
             images = np.asarray(images)
             if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8:
                 raise ValueError(f"images must be a uint8 array (N, H, W, 3), got {images.dtype} {images.shape}")
             needs_resize = images.shape[1:3] != (cfg.image_size, cfg.image_size)
-            ds = ArrayDataset(images, labels, MultiView(cfg, needs_resize=needs_resize,
-                                                        return_images=return_images))
+            ds = ArrayDataset(images, labels, MultiView(cfg, needs_resize=needs_resize, return_images=return_images))
             self.has_labels = labels is not None
         elif files is not None or file_root is not None:
             files = files if files is not None else folder_files(file_root, skip_bad_images)
@@ -223,9 +241,14 @@ class TorchvisionLoader:
         self._samples.start = start_batch * batch_size
         self.num_workers = num_workers
         self.loader = torch.utils.data.DataLoader(
-            ds, batch_size=batch_size, sampler=self._samples, num_workers=num_workers,
-            drop_last=drop_last, persistent_workers=persistent_workers and num_workers > 0,
-            pin_memory=self.device.type == "cuda")
+            ds,
+            batch_size=batch_size,
+            sampler=self._samples,
+            num_workers=num_workers,
+            drop_last=drop_last,
+            persistent_workers=persistent_workers and num_workers > 0,
+            pin_memory=self.device.type == "cuda",
+        )
 
     @property
     def num_samples(self) -> int:

@@ -1,8 +1,9 @@
 """Datasets: the embedded digits, CIFAR-10, STL-10 and image folders.
 
-    >>> from csl_ext.data import load_dataset
-    >>> train = load_dataset("digits", "train")   # no download, no path
+>>> from csl_ext.data import load_dataset
+>>> train = load_dataset("digits", "train")   # no download, no path
 """
+
 import os
 
 from csl_ext.data.arrays import ImageArray
@@ -23,8 +24,16 @@ SPLITS = {
 }
 
 
-def load_dataset(name: str, split: str, root: str | None = None, download: bool = False, image_size: int | None = None,
-                 *, skip_bad_images: bool = False, num_workers: int = 0):
+def load_dataset(
+    name: str,
+    split: str,
+    root: str | None = None,
+    download: bool = False,
+    image_size: int | None = None,
+    *,
+    skip_bad_images: bool = False,
+    num_workers: int = 0,
+):
     """Loads a dataset split as an object with ``get_batch(indices) -> (uint8
     (B, 3, S, S), int64 (B,))``, ``labels``, ``num_classes`` and ``len``.
 
@@ -74,5 +83,16 @@ def load_eval_splits(name: str, root: str | None = None, image_size: int | None 
     return train, test
 
 
-__all__ = ["DATASETS", "DEFAULT_SIZE", "SPLITS", "ImageArray", "ImageFolder", "check_same_classes", "load_dataset",
-           "load_eval_splits", "load_cifar10", "load_digits", "load_stl10"]
+__all__ = [
+    "DATASETS",
+    "DEFAULT_SIZE",
+    "SPLITS",
+    "ImageArray",
+    "ImageFolder",
+    "check_same_classes",
+    "load_dataset",
+    "load_eval_splits",
+    "load_cifar10",
+    "load_digits",
+    "load_stl10",
+]

@@ -1,4 +1,5 @@
 """In-memory (or memory-mapped) uint8 images with labels, fetched by batch."""
+
 import numpy as np
 import torch
 import torch.nn.functional as F

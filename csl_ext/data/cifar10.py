@@ -8,6 +8,7 @@ downloader; needs network).
 
 - [0]: Krizhevsky 2009, https://www.cs.toronto.edu/~kriz/cifar.html
 """
+
 import os
 import pickle
 
@@ -21,15 +22,17 @@ FILES = {"train": [f"data_batch_{i}" for i in range(1, 6)], "test": ["test_batch
 
 def _folder(root: str) -> str:
     if not os.path.isdir(root):
-        raise FileNotFoundError(f"CIFAR-10 root {root!r} does not exist "
-                                "(pass --download to fetch it, network permitting)")
+        raise FileNotFoundError(
+            f"CIFAR-10 root {root!r} does not exist (pass --download to fetch it, network permitting)"
+        )
     return root if os.path.basename(os.path.normpath(root)) == FOLDER else os.path.join(root, FOLDER)
 
 
 def _read_batch(path: str) -> tuple[np.ndarray, np.ndarray]:
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"CIFAR-10 file {path!r} is missing "
-                                "(expected the python version, cifar-10-python.tar.gz, extracted)")
+        raise FileNotFoundError(
+            f"CIFAR-10 file {path!r} is missing (expected the python version, cifar-10-python.tar.gz, extracted)"
+        )
     try:
         with open(path, "rb") as f:
             entry = pickle.load(f, encoding="bytes")

@@ -7,6 +7,7 @@ train / test split is fixed: stratified, 20% test, random_state=0 (1437 /
 
 - [0]: UCI optical recognition of handwritten digits (Alpaydin & Kaynak 1998)
 """
+
 import numpy as np
 import torch
 import torch.nn.functional as F

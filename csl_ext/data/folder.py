@@ -7,6 +7,7 @@ workers) and by `get_batch` for evaluation, which resizes the shorter side to
 image_size and centre-crops it (128 px as in the paper's ImageNet runs,
 Falcon & Cho 2020, Sec. 5). Labels are the indices of the sorted class names.
 """
+
 import os
 import warnings
 
@@ -30,16 +31,17 @@ def decode_image(path: str):
         with Image.open(path) as img:
             return img.convert("RGB")  # convert() decodes every pixel: a truncated file fails here
     except Exception as error:  # noqa: BLE001  (PIL raises OSError, SyntaxError, ValueError, ...)
-        raise ValueError(f"cannot decode image {path!r}: {error} (pass --skip-bad-images / "
-                         "skip_bad_images=True to skip unreadable files with a warning)") from error
+        raise ValueError(
+            f"cannot decode image {path!r}: {error} (pass --skip-bad-images / "
+            "skip_bad_images=True to skip unreadable files with a warning)"
+        ) from error
 
 
 def _scan(path: str) -> tuple[list[str], list[str], list[int]]:
     """(classes, paths, labels) of ``path/<class>/**/<image>``, in sorted order."""
     classes = sorted(d.name for d in os.scandir(path) if d.is_dir())
     if not classes:
-        raise ValueError(f"image folder {path!r} has no class subdirectories "
-                         "(expected <root>/<split>/<class>/<image>)")
+        raise ValueError(f"image folder {path!r} has no class subdirectories (expected <root>/<split>/<class>/<image>)")
     paths, labels = [], []
     for label, name in enumerate(classes):
         found = 0
@@ -50,8 +52,10 @@ def _scan(path: str) -> tuple[list[str], list[str], list[int]]:
                     paths.append(os.path.join(dirpath, f))
                     found += 1
         if not found:
-            raise ValueError(f"class folder {os.path.join(path, name)!r} holds no images with extensions "
-                             f"{EXTENSIONS}: remove it or add its images")
+            raise ValueError(
+                f"class folder {os.path.join(path, name)!r} holds no images with extensions "
+                f"{EXTENSIONS}: remove it or add its images"
+            )
         labels += [label] * found
     return classes, paths, labels
 
@@ -77,14 +81,22 @@ class ImageFolder(torch.utils.data.Dataset):
         ValueError: no class directories, or a class directory without images.
     """
 
-    def __init__(self, root: str, split: str = "train", image_size: int = 128, *, skip_bad_images: bool = False,
-                 num_workers: int = 0):
+    def __init__(
+        self,
+        root: str,
+        split: str = "train",
+        image_size: int = 128,
+        *,
+        skip_bad_images: bool = False,
+        num_workers: int = 0,
+    ):
         path = os.path.join(os.path.expanduser(root), split)
         if not os.path.isdir(root):
             raise FileNotFoundError(f"image folder root {root!r} does not exist")
         if not os.path.isdir(path):
-            raise FileNotFoundError(f"image folder split {path!r} does not exist "
-                                    "(expected <root>/<split>/<class>/<image>)")
+            raise FileNotFoundError(
+                f"image folder split {path!r} does not exist (expected <root>/<split>/<class>/<image>)"
+            )
         if not isinstance(num_workers, int) or num_workers < 0:
             raise ValueError(f"num_workers must be an integer >= 0, got {num_workers!r}")
         classes, paths, labels = _scan(path)
@@ -113,8 +125,9 @@ class ImageFolder(torch.utils.data.Dataset):
                     raise
                 if j not in self._warned:
                     self._warned.add(j)
-                    warnings.warn(f"skipping unreadable image {self.path(j)!r}: {error.__cause__}", RuntimeWarning,
-                                  stacklevel=2)
+                    warnings.warn(
+                        f"skipping unreadable image {self.path(j)!r}: {error.__cause__}", RuntimeWarning, stacklevel=2
+                    )
         raise ValueError(f"{self.name}: no readable image at all")
 
     def _eval_tensor(self, i: int) -> tuple[torch.Tensor, int]:
@@ -141,6 +154,8 @@ def check_same_classes(train: ImageFolder, val: ImageFolder) -> None:
     if list(train.classes) != list(val.classes):
         only_train = sorted(set(train.classes) - set(val.classes))
         only_val = sorted(set(val.classes) - set(train.classes))
-        raise ValueError(f"{val.name} and {train.name} must have the same class folders: only in train "
-                         f"{only_train[:5]}{'...' if len(only_train) > 5 else ''}, only in val "
-                         f"{only_val[:5]}{'...' if len(only_val) > 5 else ''}")
+        raise ValueError(
+            f"{val.name} and {train.name} must have the same class folders: only in train "
+            f"{only_train[:5]}{'...' if len(only_train) > 5 else ''}, only in val "
+            f"{only_val[:5]}{'...' if len(only_val) > 5 else ''}"
+        )

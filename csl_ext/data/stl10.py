@@ -10,6 +10,7 @@ only with ``download=True`` (torchvision's downloader; needs network).
 
 - [0]: Coates et al. 2011, https://cs.stanford.edu/~acoates/stl10/
 """
+
 import os
 
 import numpy as np
@@ -23,8 +24,9 @@ PIXELS = 3 * 96 * 96
 
 def _folder(root: str) -> str:
     if not os.path.isdir(root):
-        raise FileNotFoundError(f"STL-10 root {root!r} does not exist "
-                                "(pass --download to fetch it, network permitting)")
+        raise FileNotFoundError(
+            f"STL-10 root {root!r} does not exist (pass --download to fetch it, network permitting)"
+        )
     return root if os.path.basename(os.path.normpath(root)) == FOLDER else os.path.join(root, FOLDER)
 
 

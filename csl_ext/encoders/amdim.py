@@ -13,6 +13,7 @@ No padding anywhere after the stem: every 3x3 block shrinks its map by two,
 so the receptive fields of the 7x7, 5x5 and 1x1 maps are nested patches of
 the image and comparing maps across scales is a local-to-global task.
 """
+
 import math
 from dataclasses import dataclass
 
@@ -171,8 +172,16 @@ class AMDIMEncoder(nn.Module):
         [7, 5, 1]
     """
 
-    def __init__(self, ndf: int = 128, n_rkhs: int = 1024, depth: int = 3, image_size: int = 32, in_channels: int = 3,
-                 use_bn: bool = False, init_scale: float = 1.0):
+    def __init__(
+        self,
+        ndf: int = 128,
+        n_rkhs: int = 1024,
+        depth: int = 3,
+        image_size: int = 32,
+        in_channels: int = 3,
+        use_bn: bool = False,
+        init_scale: float = 1.0,
+    ):
         super().__init__()
         for name, value in (("ndf", ndf), ("n_rkhs", n_rkhs), ("depth", depth), ("in_channels", in_channels)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -188,12 +197,18 @@ class AMDIMEncoder(nn.Module):
             in_channels = ndf
         layers.append(_StemConv(in_channels, ndf, 3))  # S -> S - 2: 30 or 62
         if image_size == 32:  # 30 -> 14 -> 7
-            layers += [_ResidualNxN(ndf, ndf, 1, 1, use_bn), _Stage(ndf, 2 * ndf, 4, 2, depth, use_bn),
-                       _Stage(2 * ndf, 4 * ndf, 2, 2, depth, use_bn)]
+            layers += [
+                _ResidualNxN(ndf, ndf, 1, 1, use_bn),
+                _Stage(ndf, 2 * ndf, 4, 2, depth, use_bn),
+                _Stage(2 * ndf, 4 * ndf, 2, 2, depth, use_bn),
+            ]
             c7 = 4 * ndf
         else:  # 62 -> 30 -> 14 -> 7
-            layers += [_Stage(ndf, 2 * ndf, 4, 2, depth, use_bn), _Stage(2 * ndf, 4 * ndf, 4, 2, depth, use_bn),
-                       _Stage(4 * ndf, 8 * ndf, 2, 2, depth, use_bn)]
+            layers += [
+                _Stage(ndf, 2 * ndf, 4, 2, depth, use_bn),
+                _Stage(2 * ndf, 4 * ndf, 4, 2, depth, use_bn),
+                _Stage(4 * ndf, 8 * ndf, 2, 2, depth, use_bn),
+            ]
             c7 = 8 * ndf
         self.to_7x7 = nn.Sequential(*layers, _maybe_bn(c7, use_bn))
         self.to_5x5 = _Stage(c7, c7, 3, 1, depth, use_bn)

@@ -12,6 +12,7 @@ Batch normalisation would leak information between the patches of one
 image (their statistics are shared), which a contrastive task between
 patches can exploit; layer normalisation keeps each patch separate.
 """
+
 from collections.abc import Callable, Sequence
 
 import torch
@@ -81,8 +82,14 @@ class CPCResNet(nn.Module):
         torch.Size([4, 64])
     """
 
-    def __init__(self, blocks: Sequence[int] = (3, 4, 6, 3), width: int = 64, in_channels: int = 3,
-                 widths: Sequence[int] | None = None, channels: Sequence[int] | None = None):
+    def __init__(
+        self,
+        blocks: Sequence[int] = (3, 4, 6, 3),
+        width: int = 64,
+        in_channels: int = 3,
+        widths: Sequence[int] | None = None,
+        channels: Sequence[int] | None = None,
+    ):
         super().__init__()
         if not blocks or any(isinstance(b, bool) or not isinstance(b, int) or b < 1 for b in blocks):
             raise ValueError(f"blocks must be a non-empty sequence of ints >= 1, got {blocks!r}")
@@ -142,8 +149,13 @@ class PatchEncoder(nn.Module):
         (B, C, H, W) images -> (B, D, nH, nW) grid.
     """
 
-    def __init__(self, encoder: nn.Module, patch_size: int, stride: int,
-                 patch_transform: Callable[[torch.Tensor], torch.Tensor] | None = None):
+    def __init__(
+        self,
+        encoder: nn.Module,
+        patch_size: int,
+        stride: int,
+        patch_transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    ):
         super().__init__()
         self.encoder = _as_vector_encoder(encoder)
         self.patch_size = patch_size
@@ -160,6 +172,8 @@ class PatchEncoder(nn.Module):
         if features.dim() == 4:
             features = features.mean(dim=(2, 3))
         if features.dim() != 2 or features.shape[0] != flat.shape[0]:
-            raise ValueError(f"encoder must return (N, D) or (N, D, h, w) for N = {flat.shape[0]} patches, "
-                             f"got {tuple(features.shape)}")
+            raise ValueError(
+                f"encoder must return (N, D) or (N, D, h, w) for N = {flat.shape[0]} patches, "
+                f"got {tuple(features.shape)}"
+            )
         return features.reshape(b, n_h, n_w, -1).permute(0, 3, 1, 2)  # B x D x nH x nW

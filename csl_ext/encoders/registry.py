@@ -41,6 +41,7 @@ Example:
     >>> feats.shape, [tuple(m.shape[1:]) for m in maps]
     (torch.Size([2, 256]), [(64, 16, 16), (128, 8, 8), (256, 4, 4)])
 """
+
 from collections.abc import Callable
 from functools import partial
 
@@ -80,8 +81,14 @@ def _scaled(value: int, width: float) -> int:
     return max(1, round(value * width))
 
 
-def torchvision_encoder(arch: str, width: float = 1.0, stem: str = "cifar", norm: str = "batch",
-                        embed_dim: int | None = None, base_width: int | None = None) -> ResNetEncoder:
+def torchvision_encoder(
+    arch: str,
+    width: float = 1.0,
+    stem: str = "cifar",
+    norm: str = "batch",
+    embed_dim: int | None = None,
+    base_width: int | None = None,
+) -> ResNetEncoder:
     """A torchvision-architecture ResNetEncoder.
 
     Args:
@@ -115,9 +122,16 @@ class AMDIMFeatures(nn.Module):
         return (features, maps) if return_maps else features
 
 
-def amdim(width: float = 1.0, stem: str | None = None, image_size: int = 32, ndf: int | None = None,
-          n_rkhs: int | None = None, depth: int | None = None, embed_dim: int | None = None,
-          **encoder_kwargs) -> AMDIMFeatures:
+def amdim(
+    width: float = 1.0,
+    stem: str | None = None,
+    image_size: int = 32,
+    ndf: int | None = None,
+    n_rkhs: int | None = None,
+    depth: int | None = None,
+    embed_dim: int | None = None,
+    **encoder_kwargs,
+) -> AMDIMFeatures:
     """AMDIM's encoder at `width` x the published preset of `image_size`.
 
     Args:
@@ -138,14 +152,20 @@ def amdim(width: float = 1.0, stem: str | None = None, image_size: int = 32, ndf
     if stem is not None:
         _check_stem(stem)
         if (stem == "imagenet") != (image_size == 128):
-            raise ValueError(f"stem={stem!r} does not fit image_size={image_size} for the amdim encoder: its "
-                             "strided 'imagenet' stem is the one for 128 px, the 'cifar' one for 32 / 64 px")
+            raise ValueError(
+                f"stem={stem!r} does not fit image_size={image_size} for the amdim encoder: its "
+                "strided 'imagenet' stem is the one for 128 px, the 'cifar' one for 32 / 64 px"
+            )
     if embed_dim is not None and n_rkhs is not None and embed_dim != n_rkhs:
         raise ValueError(f"embed_dim ({embed_dim}) and n_rkhs ({n_rkhs}) name the same size; give one")
     preset = presets[image_size]
-    encoder = AMDIMEncoder(ndf=ndf or _scaled(preset.ndf, width),
-                           n_rkhs=n_rkhs or embed_dim or _scaled(preset.n_rkhs, width),
-                           depth=depth or preset.depth, image_size=image_size, **encoder_kwargs)
+    encoder = AMDIMEncoder(
+        ndf=ndf or _scaled(preset.ndf, width),
+        n_rkhs=n_rkhs or embed_dim or _scaled(preset.n_rkhs, width),
+        depth=depth or preset.depth,
+        image_size=image_size,
+        **encoder_kwargs,
+    )
     return AMDIMFeatures(encoder)
 
 
@@ -177,8 +197,11 @@ class PatchGridEncoder(nn.Module):
         self.feature_dim = patch_encoder.feature_dim
         self.map_channels = stage_channels[-3:]
         self.embed_dim = embed_dim
-        self.embeddings = None if embed_dim is None else nn.ModuleList(
-            nn.Conv2d(c, embed_dim, kernel_size=1) for c in self.map_channels)
+        self.embeddings = (
+            None
+            if embed_dim is None
+            else nn.ModuleList(nn.Conv2d(c, embed_dim, kernel_size=1) for c in self.map_channels)
+        )
 
     def forward(self, x: torch.Tensor, return_maps: bool = False):
         if not return_maps:
@@ -211,8 +234,14 @@ def _patches(pe: PatchEncoder, x: torch.Tensor) -> torch.Tensor:
     return pe.patch_transform(flat) if pe.patch_transform is not None else flat
 
 
-def cpc_resnet(width: float = 1.0, stem: str = "cifar", image_size: int = 32, blocks=(3, 4, 6, 3),
-               base_width: int | None = None, embed_dim: int | None = None) -> PatchGridEncoder:
+def cpc_resnet(
+    width: float = 1.0,
+    stem: str = "cifar",
+    image_size: int = 32,
+    blocks=(3, 4, 6, 3),
+    base_width: int | None = None,
+    embed_dim: int | None = None,
+) -> PatchGridEncoder:
     """CPC v2's patch ResNet (LayerNorm) on the 7x7 grid of patches of side
     image_size / 4 at stride image_size / 8.
 
@@ -227,8 +256,10 @@ def cpc_resnet(width: float = 1.0, stem: str = "cifar", image_size: int = 32, bl
     """
     _check_stem(stem)
     if stem != "cifar":
-        raise ValueError("stem must be 'cifar' for the cpc_resnet encoder: it runs on small patches "
-                         "(image_size / 4), which a strided 'imagenet' stem would shrink to almost nothing")
+        raise ValueError(
+            "stem must be 'cifar' for the cpc_resnet encoder: it runs on small patches "
+            "(image_size / 4), which a strided 'imagenet' stem would shrink to almost nothing"
+        )
     if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 16 or image_size % 8:
         raise ValueError(f"image_size must be a multiple of 8 >= 16 for cpc_resnet, got {image_size!r}")
     channels = base_width if base_width is not None else _scaled(64, _check_width(width))
@@ -245,8 +276,17 @@ ENCODERS["amdim"] = amdim
 ENCODERS["cpc_resnet"] = cpc_resnet
 
 # The nine encoders of Falcon & Cho's Table 1, in the paper's order.
-TABLE1_ENCODERS = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "resnext50_32x4d",
-                   "resnext101_32x8d", "wide_resnet50_2", "wide_resnet101_2")
+TABLE1_ENCODERS = (
+    "resnet18",
+    "resnet34",
+    "resnet50",
+    "resnet101",
+    "resnet152",
+    "resnext50_32x4d",
+    "resnext101_32x8d",
+    "wide_resnet50_2",
+    "wide_resnet101_2",
+)
 
 
 def check_encoder_name(name) -> str:
@@ -280,8 +320,9 @@ class MultiScaleMaps(nn.Module):
     def __init__(self, encoder: nn.Module):
         super().__init__()
         if getattr(encoder, "embed_dim", None) is None:
-            raise ValueError("the encoder's maps need a common size for AMDIM-style comparisons: build it "
-                             "with embed_dim=D")
+            raise ValueError(
+                "the encoder's maps need a common size for AMDIM-style comparisons: build it with embed_dim=D"
+            )
         self.encoder = encoder
         self.n_rkhs = encoder.embed_dim
 
@@ -322,8 +363,10 @@ def build_patch_encoder(name: str, image_size: int = 32, **kwargs) -> PatchEncod
     if name == "cpc_resnet":
         return build_encoder(name, image_size=image_size, **kwargs).patch_encoder
     if name == "amdim":
-        raise ValueError("encoder 'amdim' cannot encode CPC's patches: its fixed 7x7 / 5x5 / 1x1 geometry needs "
-                         "whole 32 / 64 / 128 px images; use cpc_resnet or a torchvision ResNet")
+        raise ValueError(
+            "encoder 'amdim' cannot encode CPC's patches: its fixed 7x7 / 5x5 / 1x1 geometry needs "
+            "whole 32 / 64 / 128 px images; use cpc_resnet or a torchvision ResNet"
+        )
     kwargs = {"norm": "layer", **kwargs}
     backbone = build_encoder(name, **kwargs)
     pe = PatchEncoder(backbone, patch_size=image_size // 4, stride=image_size // 8)
@@ -331,8 +374,15 @@ def build_patch_encoder(name: str, image_size: int = 32, **kwargs) -> PatchEncod
     return pe
 
 
-def method_encoder(encoder: str, encoder_kwargs: dict | None, *, arch: str = "resnet18", width: int = 64,
-                   cifar_stem: bool = True, default: str = "resnet18") -> nn.Module:
+def method_encoder(
+    encoder: str,
+    encoder_kwargs: dict | None,
+    *,
+    arch: str = "resnet18",
+    width: int = 64,
+    cifar_stem: bool = True,
+    default: str = "resnet18",
+) -> nn.Module:
     """The encoder of SimCLR / MoCo v2 / BYOL: a registry encoder by name.
 
     Args:

@@ -15,6 +15,7 @@ from torchvision's own BasicBlock / Bottleneck.
   2016, https://arxiv.org/abs/1605.07146 (torchvision's "_2" variants)
 - [2]: Falcon & Cho 2020, https://arxiv.org/abs/2009.00104
 """
+
 from dataclasses import dataclass
 
 import torch
@@ -103,8 +104,14 @@ class ResNetEncoder(tv.ResNet):
         torch.Size([2, 128])
     """
 
-    def __init__(self, arch: str = "resnet18", cifar_stem: bool = True, width: int = 64, norm: str = "batch",
-                 embed_dim: int | None = None):
+    def __init__(
+        self,
+        arch: str = "resnet18",
+        cifar_stem: bool = True,
+        width: int = 64,
+        norm: str = "batch",
+        embed_dim: int | None = None,
+    ):
         if arch not in ARCHS:
             raise ValueError(f"arch must be one of {sorted(ARCHS)}, got {arch!r}")
         if isinstance(width, bool) or not isinstance(width, int) or width < 1:
@@ -147,8 +154,11 @@ class ResNetEncoder(tv.ResNet):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
         # created after the init loop: torchvision's default conv init for the embeddings
-        self.embeddings = None if embed_dim is None else nn.ModuleList(
-            nn.Conv2d(c, embed_dim, kernel_size=1) for c in self.map_channels)
+        self.embeddings = (
+            None
+            if embed_dim is None
+            else nn.ModuleList(nn.Conv2d(c, embed_dim, kernel_size=1) for c in self.map_channels)
+        )
         self.arch, self.cifar_stem, self.width, self.norm = arch, cifar_stem, width, norm
 
     def forward(self, x: torch.Tensor, return_maps: bool = False):

@@ -18,12 +18,22 @@ Command line: ``python -m csl_ext.eval.evaluate_checkpoint CKPT [--random-init]`
 - [2]: CPC v2, Henaff et al. 2019, https://arxiv.org/abs/1905.09272
 - [3]: InstDisc, Wu et al. 2018, https://arxiv.org/abs/1805.01978
 """
+
 from csl_ext.eval.evaluate import PROTOCOLS, evaluate_encoder
 from csl_ext.eval.features import extract_features, pool_features
 from csl_ext.eval.knn import knn_accuracy, knn_predict
 from csl_ext.eval.probe import ProbeResult, default_val_split, linear_probe, make_probe, mlp_probe
 
 __all__ = [
-    "PROTOCOLS", "ProbeResult", "default_val_split", "evaluate_encoder", "extract_features", "knn_accuracy", "knn_predict",
-    "linear_probe", "make_probe", "mlp_probe", "pool_features",
+    "PROTOCOLS",
+    "ProbeResult",
+    "default_val_split",
+    "evaluate_encoder",
+    "extract_features",
+    "knn_accuracy",
+    "knn_predict",
+    "linear_probe",
+    "make_probe",
+    "mlp_probe",
+    "pool_features",
 ]

@@ -1,4 +1,5 @@
 """Argument checks shared by the probes and the kNN (ValueError naming the argument)."""
+
 import torch
 
 
@@ -29,8 +30,9 @@ def check_split(train_x, train_y, test_x, test_y):
     """Validates a (train, test) pair of features/labels; returns them as tensors."""
     train_x, test_x = as_features(train_x, "train_x"), as_features(test_x, "test_x")
     if train_x.shape[1] != test_x.shape[1]:
-        raise ValueError(f"train_x and test_x must have the same feature size, got {train_x.shape[1]} "
-                         f"and {test_x.shape[1]}")
+        raise ValueError(
+            f"train_x and test_x must have the same feature size, got {train_x.shape[1]} and {test_x.shape[1]}"
+        )
     train_y = as_labels(train_y, train_x.shape[0], "train_y")
     test_y = as_labels(test_y, test_x.shape[0], "test_y")
     return train_x, train_y, test_x.to(train_x.device), test_y.to(train_x.device)

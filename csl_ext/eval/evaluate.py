@@ -2,6 +2,7 @@
 
 - [0]: Falcon & Cho 2020, https://arxiv.org/abs/2009.00104
 """
+
 from collections.abc import Sequence
 
 import numpy as np
@@ -41,10 +42,22 @@ def _images_and_labels(data, name: str):
     return images, labels
 
 
-def evaluate_encoder(encoder: nn.Module, train_set, test_set, *, protocols: Sequence[str] = PROTOCOLS,
-                     device=None, batch_size: int = 256, mean=None, std=None, k: int = 20,
-                     temperature: float = 0.07, seed: int = 0, val_split: float | int | None = None,
-                     probe_kwargs: dict | None = None) -> dict[str, float]:
+def evaluate_encoder(
+    encoder: nn.Module,
+    train_set,
+    test_set,
+    *,
+    protocols: Sequence[str] = PROTOCOLS,
+    device=None,
+    batch_size: int = 256,
+    mean=None,
+    std=None,
+    k: int = 20,
+    temperature: float = 0.07,
+    seed: int = 0,
+    val_split: float | int | None = None,
+    probe_kwargs: dict | None = None,
+) -> dict[str, float]:
     """Test accuracies of a frozen encoder under the chosen protocols.
 
     Features are extracted once per split (`extract_features`) and shared by
@@ -100,8 +113,9 @@ def evaluate_encoder(encoder: nn.Module, train_set, test_set, *, protocols: Sequ
             results[protocol] = res.accuracy
         elif protocol == "linear":
             lin_kwargs = {key: v for key, v in probe_kwargs.items() if key not in ("dropout", "batch_norm")}
-            results[protocol] = linear_probe(train_x, train_y, test_x, test_y, seed=seed, device=device,
-                                             **lin_kwargs).accuracy
+            results[protocol] = linear_probe(
+                train_x, train_y, test_x, test_y, seed=seed, device=device, **lin_kwargs
+            ).accuracy
         else:
             results[protocol] = knn_accuracy(train_x, train_y, test_x, test_y, k=k, temperature=temperature)
     return results

@@ -15,6 +15,7 @@ same architecture: the baseline that shows what pre-training added.
 
 - [0]: Falcon & Cho 2020, https://arxiv.org/abs/2009.00104
 """
+
 import argparse
 import sys
 
@@ -60,12 +61,11 @@ def _strip_wrappers(state: dict) -> dict:
     add, so a state dict saved from a wrapped model still loads."""
     for prefix in ("module.", "_orig_mod."):
         if state and all(key.startswith(prefix) for key in state):
-            state = {key[len(prefix):]: v for key, v in state.items()}
+            state = {key[len(prefix) :]: v for key, v in state.items()}
     return state
 
 
-def load_eval_splits(ckpt: dict, data_root: str | None = None, *, num_workers: int = 4,
-                     skip_bad_images: bool = False):
+def load_eval_splits(ckpt: dict, data_root: str | None = None, *, num_workers: int = 4, skip_bad_images: bool = False):
     """(train, test) labelled splits of the checkpoint's dataset at its image size;
     image folders (train/ and val/, same classes) are streamed by `num_workers`
     decoding workers."""
@@ -80,19 +80,27 @@ def load_eval_splits(ckpt: dict, data_root: str | None = None, *, num_workers: i
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m csl_ext.eval.evaluate_checkpoint",
-                                description="Evaluate a csl_ext checkpoint's frozen features.")
+    p = argparse.ArgumentParser(
+        prog="python -m csl_ext.eval.evaluate_checkpoint",
+        description="Evaluate a csl_ext checkpoint's frozen features.",
+    )
     p.add_argument("checkpoint", help="path of a checkpoint written by the csl_ext trainer")
     # no argparse `choices`: an unknown protocol raises the library's ValueError
     p.add_argument("--protocols", nargs="+", default=list(PROTOCOLS), help=f"any of {PROTOCOLS}")
     p.add_argument("--data-root", default=None, help="dataset directory (default: the checkpoint's)")
-    p.add_argument("--random-init", action="store_true",
-                   help="also evaluate a freshly initialised encoder of the same architecture")
+    p.add_argument(
+        "--random-init",
+        action="store_true",
+        help="also evaluate a freshly initialised encoder of the same architecture",
+    )
     p.add_argument("--device", default=None, help="e.g. cpu or cuda:0 (default: cuda when available)")
     p.add_argument("--batch-size", type=int, default=256, help="images per encoder forward pass")
     p.add_argument("--num-workers", type=int, default=4, help="image folders: decoding worker processes")
-    p.add_argument("--skip-bad-images", action="store_true",
-                   help="image folders: skip unreadable files with a warning (default: stop, naming the file)")
+    p.add_argument(
+        "--skip-bad-images",
+        action="store_true",
+        help="image folders: skip unreadable files with a warning (default: stop, naming the file)",
+    )
     p.add_argument("--epochs", type=int, default=50, help="probe training epochs")
     p.add_argument("--k", type=int, default=20, help="kNN neighbours")
     p.add_argument("--seed", type=int, default=0, help="seed of the probes and of --random-init")
@@ -111,10 +119,18 @@ def main(argv=None) -> dict[str, dict[str, float]]:
     protocols = check_protocols(args.protocols)  # fail before the (slow) loading
     ckpt = load_checkpoint(args.checkpoint)
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    train_set, test_set = load_eval_splits(ckpt, args.data_root, num_workers=args.num_workers,
-                                           skip_bad_images=args.skip_bad_images)
-    kw = dict(protocols=protocols, device=device, batch_size=args.batch_size, k=args.k, seed=args.seed,
-              probe_kwargs=dict(epochs=args.epochs), val_split=default_val_split(ckpt["dataset"]))
+    train_set, test_set = load_eval_splits(
+        ckpt, args.data_root, num_workers=args.num_workers, skip_bad_images=args.skip_bad_images
+    )
+    kw = dict(
+        protocols=protocols,
+        device=device,
+        batch_size=args.batch_size,
+        k=args.k,
+        seed=args.seed,
+        probe_kwargs=dict(epochs=args.epochs),
+        val_split=default_val_split(ckpt["dataset"]),
+    )
 
     variants = [("trained", False)] + ([("random_init", True)] if args.random_init else [])
     results = {}
@@ -122,9 +138,11 @@ def main(argv=None) -> dict[str, dict[str, float]]:
         method = build_from_checkpoint(ckpt, random_init=random_init, seed=args.seed).to(device)
         results[label] = evaluate_encoder(method, train_set, test_set, **kw)
 
-    print(f"checkpoint {args.checkpoint}: method {ckpt['method']}, epoch {ckpt.get('epoch', '?')}, "
-          f"step {ckpt.get('step', '?')}, dataset {ckpt['dataset']} "
-          f"({len(train_set)} train / {len(test_set)} test images)")
+    print(
+        f"checkpoint {args.checkpoint}: method {ckpt['method']}, epoch {ckpt.get('epoch', '?')}, "
+        f"step {ckpt.get('step', '?')}, dataset {ckpt['dataset']} "
+        f"({len(train_set)} train / {len(test_set)} test images)"
+    )
     print("protocol  " + "  ".join(f"{label:>11}" for label in results))
     for protocol in protocols:
         print(f"{protocol:<8}  " + "  ".join(f"{results[label][protocol]:>11.4f}" for label in results))

@@ -9,6 +9,7 @@ evaluation augmentation (``make_augmentation("eval", S)``) normalises them.
 - [1]: AMDIM, Bachman et al. 2019, https://arxiv.org/abs/1906.00910
 - [2]: CPC v2, Henaff et al. 2019, https://arxiv.org/abs/1905.09272
 """
+
 from collections.abc import Sequence
 
 import torch
@@ -59,8 +60,9 @@ def _stream(dataset, n: int, batch_size: int):
     """uint8 image batches of `dataset` in order, each decoded by one of
     ``dataset.num_workers`` DataLoader workers (at most 2 batches per worker in flight)."""
     order = [list(range(i, min(i + batch_size, n))) for i in range(0, n, batch_size)]
-    loader = torch.utils.data.DataLoader(dataset, batch_sampler=order, num_workers=dataset.num_workers,
-                                         collate_fn=_as_images, prefetch_factor=2)
+    loader = torch.utils.data.DataLoader(
+        dataset, batch_sampler=order, num_workers=dataset.num_workers, collate_fn=_as_images, prefetch_factor=2
+    )
     return iter(loader)
 
 
@@ -69,8 +71,15 @@ def _as_images(batch):
 
 
 @torch.no_grad()
-def extract_features(encoder: nn.Module, images, *, batch_size: int = 256, device=None,
-                     mean: Sequence[float] | None = None, std: Sequence[float] | None = None) -> torch.Tensor:
+def extract_features(
+    encoder: nn.Module,
+    images,
+    *,
+    batch_size: int = 256,
+    device=None,
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+) -> torch.Tensor:
     """Runs a frozen encoder over uint8 images.
 
     Args:
@@ -104,8 +113,9 @@ def extract_features(encoder: nn.Module, images, *, batch_size: int = 256, devic
         raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
     if isinstance(images, torch.Tensor):
         if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[1] != 3:
-            raise ValueError(f"images must be a uint8 tensor of shape (N, 3, H, W), got {images.dtype} "
-                             f"{tuple(images.shape)}")
+            raise ValueError(
+                f"images must be a uint8 tensor of shape (N, 3, H, W), got {images.dtype} {tuple(images.shape)}"
+            )
         n = images.shape[0]
         side = images.shape[-1]
         fetch = lambda i, j: images[i:j]  # noqa: E731

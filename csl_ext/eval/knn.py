@@ -6,6 +6,7 @@ labels with weight exp(sim / T). No training, one hyper-parameter pair.
 
 - [0]: InstDisc, Wu et al. 2018, https://arxiv.org/abs/1805.01978
 """
+
 import torch
 import torch.nn.functional as F
 
@@ -13,8 +14,16 @@ from csl_ext.eval._checks import as_features, as_labels, check_split
 
 
 @torch.no_grad()
-def knn_predict(train_x, train_y, test_x, *, k: int = 20, temperature: float = 0.07,
-                num_classes: int | None = None, chunk_size: int = 256) -> torch.Tensor:
+def knn_predict(
+    train_x,
+    train_y,
+    test_x,
+    *,
+    k: int = 20,
+    temperature: float = 0.07,
+    num_classes: int | None = None,
+    chunk_size: int = 256,
+) -> torch.Tensor:
     """Predicted labels of a weighted kNN [0].
 
     Args:
@@ -39,8 +48,9 @@ def knn_predict(train_x, train_y, test_x, *, k: int = 20, temperature: float = 0
     train_x = as_features(train_x, "train_x")
     test_x = as_features(test_x, "test_x").to(train_x.device)
     if train_x.shape[1] != test_x.shape[1]:
-        raise ValueError(f"train_x and test_x must have the same feature size, got {train_x.shape[1]} "
-                         f"and {test_x.shape[1]}")
+        raise ValueError(
+            f"train_x and test_x must have the same feature size, got {train_x.shape[1]} and {test_x.shape[1]}"
+        )
     train_y = as_labels(train_y, train_x.shape[0], "train_y").to(train_x.device)
     c = int(train_y.max()) + 1 if num_classes is None else int(num_classes)
     if c < int(train_y.max()) + 1:
@@ -50,7 +60,7 @@ def knn_predict(train_x, train_y, test_x, *, k: int = 20, temperature: float = 0
     test_n = F.normalize(test_x, dim=1)
     preds = []
     for i in range(0, test_n.shape[0], chunk_size):
-        sim = test_n[i:i + chunk_size] @ train_n.T  # B x N
+        sim = test_n[i : i + chunk_size] @ train_n.T  # B x N
         top_sim, top_idx = sim.topk(k, dim=1)  # B x k
         weights = (top_sim / temperature).exp()  # B x k; max exp(1/0.07) ~ 1.6e6, safe in fp32
         votes = torch.zeros(sim.shape[0], c, device=sim.device)  # B x C

@@ -25,6 +25,7 @@ either probe (validation and test rows are never looked at).
 - [1]: AMDIM, Bachman et al. 2019, https://arxiv.org/abs/1906.00910
 - [2]: CPC v2, Henaff et al. 2019, https://arxiv.org/abs/1905.09272
 """
+
 import copy
 import math
 from dataclasses import dataclass, field
@@ -92,14 +93,17 @@ def split_validation(n: int, val_split: float | int, seed: int) -> tuple[torch.T
     else:
         n_val = val_split
     if n_val < 1 or n - n_val < 2:
-        raise ValueError(f"val_split={val_split!r} leaves {n - n_val} training and {n_val} validation rows of {n}; "
-                         "need >= 2 and >= 1")
+        raise ValueError(
+            f"val_split={val_split!r} leaves {n - n_val} training and {n_val} validation rows of {n}; "
+            "need >= 2 and >= 1"
+        )
     order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
     return order[n_val:], order[:n_val]
 
 
-def make_probe(in_dim: int, num_classes: int, hidden: int | None = 1024, dropout: float = 0.2,
-               batch_norm: bool = True) -> nn.Sequential:
+def make_probe(
+    in_dim: int, num_classes: int, hidden: int | None = 1024, dropout: float = 0.2, batch_norm: bool = True
+) -> nn.Sequential:
     """The probe network: (B, in_dim) -> (B, num_classes) logits.
 
     Args:
@@ -136,13 +140,31 @@ def make_probe(in_dim: int, num_classes: int, hidden: int | None = 1024, dropout
 @torch.no_grad()
 def _accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int) -> float:
     model.eval()
-    correct = sum(int((model(x[i:i + batch_size]).argmax(1) == y[i:i + batch_size]).sum())
-                  for i in range(0, x.shape[0], batch_size))
+    correct = sum(
+        int((model(x[i : i + batch_size]).argmax(1) == y[i : i + batch_size]).sum())
+        for i in range(0, x.shape[0], batch_size)
+    )
     return correct / x.shape[0]
 
 
-def _train_probe(train_x, train_y, test_x, test_y, *, hidden, epochs, lr, weight_decay, batch_size, seed,
-                 dropout, batch_norm, device, val_split=None, patience=None) -> ProbeResult:
+def _train_probe(
+    train_x,
+    train_y,
+    test_x,
+    test_y,
+    *,
+    hidden,
+    epochs,
+    lr,
+    weight_decay,
+    batch_size,
+    seed,
+    dropout,
+    batch_norm,
+    device,
+    val_split=None,
+    patience=None,
+) -> ProbeResult:
     train_x, train_y, test_x, test_y = check_split(train_x, train_y, test_x, test_y)
     if patience is not None and (not isinstance(patience, int) or patience < 1):
         raise ValueError(f"patience must be None or an integer >= 1, got {patience!r}")
@@ -193,7 +215,7 @@ def _train_probe(train_x, train_y, test_x, test_y, *, hidden, epochs, lr, weight
             order = torch.randperm(n, device=device)
             total, seen = 0.0, 0
             for s in range(steps_per_epoch):
-                idx = order[s * batch_size:(s + 1) * batch_size if s + 1 < steps_per_epoch else n]
+                idx = order[s * batch_size : (s + 1) * batch_size if s + 1 < steps_per_epoch else n]
                 loss = F.cross_entropy(model(train_x[idx]), train_y[idx])
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
@@ -213,15 +235,34 @@ def _train_probe(train_x, train_y, test_x, test_y, *, hidden, epochs, lr, weight
     return ProbeResult(
         accuracy=_accuracy(model, test_x, test_y, 1024),
         train_accuracy=_accuracy(model, train_x, train_y, 1024),
-        final_loss=final_loss, epochs=epochs_run, model=model.cpu(), mean=mean.cpu(), std=std.cpu(),
-        val_accuracy=None if val_x is None else best_val, best_epoch=best_epoch,
+        final_loss=final_loss,
+        epochs=epochs_run,
+        model=model.cpu(),
+        mean=mean.cpu(),
+        std=std.cpu(),
+        val_accuracy=None if val_x is None else best_val,
+        best_epoch=best_epoch,
     )
 
 
-def mlp_probe(train_x, train_y, test_x, test_y, *, hidden: int = 1024, epochs: int = 50, lr: float = 1e-3,
-              weight_decay: float = 1e-5, batch_size: int = 256, seed: int = 0, dropout: float = 0.2,
-              batch_norm: bool = True, device=None, val_split: float | int | None = None,
-              patience: int | None = None) -> ProbeResult:
+def mlp_probe(
+    train_x,
+    train_y,
+    test_x,
+    test_y,
+    *,
+    hidden: int = 1024,
+    epochs: int = 50,
+    lr: float = 1e-3,
+    weight_decay: float = 1e-5,
+    batch_size: int = 256,
+    seed: int = 0,
+    dropout: float = 0.2,
+    batch_norm: bool = True,
+    device=None,
+    val_split: float | int | None = None,
+    patience: int | None = None,
+) -> ProbeResult:
     """The paper's evaluation [0, 1, 2]: an MLP with one hidden layer of
     `hidden` ReLU units trained with Adam + cross-entropy on frozen features.
 
@@ -260,14 +301,40 @@ def mlp_probe(train_x, train_y, test_x, test_y, *, hidden: int = 1024, epochs: i
     """
     if not isinstance(hidden, int) or hidden < 1:
         raise ValueError(f"hidden must be an integer >= 1, got {hidden!r}")
-    return _train_probe(train_x, train_y, test_x, test_y, hidden=hidden, epochs=epochs, lr=lr,
-                        weight_decay=weight_decay, batch_size=batch_size, seed=seed, dropout=dropout,
-                        batch_norm=batch_norm, device=device, val_split=val_split, patience=patience)
+    return _train_probe(
+        train_x,
+        train_y,
+        test_x,
+        test_y,
+        hidden=hidden,
+        epochs=epochs,
+        lr=lr,
+        weight_decay=weight_decay,
+        batch_size=batch_size,
+        seed=seed,
+        dropout=dropout,
+        batch_norm=batch_norm,
+        device=device,
+        val_split=val_split,
+        patience=patience,
+    )
 
 
-def linear_probe(train_x, train_y, test_x, test_y, *, epochs: int = 50, lr: float = 1e-2,
-                 weight_decay: float = 1e-5, batch_size: int = 256, seed: int = 0, device=None,
-                 val_split: float | int | None = None, patience: int | None = None) -> ProbeResult:
+def linear_probe(
+    train_x,
+    train_y,
+    test_x,
+    test_y,
+    *,
+    epochs: int = 50,
+    lr: float = 1e-2,
+    weight_decay: float = 1e-5,
+    batch_size: int = 256,
+    seed: int = 0,
+    device=None,
+    val_split: float | int | None = None,
+    patience: int | None = None,
+) -> ProbeResult:
     """A single linear layer trained like `mlp_probe` (no dropout, no BN).
 
     Args and Returns as `mlp_probe` (without `hidden`, `dropout`, `batch_norm`;
@@ -279,6 +346,20 @@ def linear_probe(train_x, train_y, test_x, test_y, *, epochs: int = 50, lr: floa
     Raises:
         ValueError: as `mlp_probe`.
     """
-    return _train_probe(train_x, train_y, test_x, test_y, hidden=None, epochs=epochs, lr=lr,
-                        weight_decay=weight_decay, batch_size=batch_size, seed=seed, dropout=0.0,
-                        batch_norm=False, device=device, val_split=val_split, patience=patience)
+    return _train_probe(
+        train_x,
+        train_y,
+        test_x,
+        test_y,
+        hidden=None,
+        epochs=epochs,
+        lr=lr,
+        weight_decay=weight_decay,
+        batch_size=batch_size,
+        seed=seed,
+        dropout=0.0,
+        batch_norm=False,
+        device=device,
+        val_split=val_split,
+        patience=patience,
+    )

@@ -1,4 +1,5 @@
 """Checks shared by the contrastive losses."""
+
 import torch
 
 from csl_ext.ops._checks import check_finite, check_positive, check_same, check_tensor
@@ -10,7 +11,9 @@ def check_views(names: tuple[str, str], a: torch.Tensor, b: torch.Tensor, temper
     check_tensor(names[1], b, dim=2)
     check_same(names, a, b)
     if a.shape != b.shape:
-        raise ValueError(f"{names[0]} and {names[1]} must have the same shape (N, D), got {tuple(a.shape)} and {tuple(b.shape)}")
+        raise ValueError(
+            f"{names[0]} and {names[1]} must have the same shape (N, D), got {tuple(a.shape)} and {tuple(b.shape)}"
+        )
     check_positive("temperature", temperature)
     check_finite(names[0], a)
     check_finite(names[1], b)

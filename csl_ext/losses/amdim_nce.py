@@ -4,6 +4,7 @@
   Maximizing Mutual Information Across Views", https://arxiv.org/abs/1906.00910
 - [1]: Falcon & Cho 2020, https://arxiv.org/abs/2009.00104 (YADIM, §3.3)
 """
+
 import math
 
 import torch

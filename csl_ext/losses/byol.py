@@ -2,6 +2,7 @@
 
 - [0]: BYOL, Grill et al. 2020, Eq. 2, https://arxiv.org/abs/2006.07733
 """
+
 import torch
 import torch.nn.functional as F
 

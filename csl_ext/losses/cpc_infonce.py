@@ -4,6 +4,7 @@
   Contrastive Predictive Coding", https://arxiv.org/abs/1905.09272
 - [1]: CPC, van den Oord et al. 2018, https://arxiv.org/abs/1807.03748
 """
+
 from collections.abc import Sequence
 
 import torch
@@ -132,8 +133,14 @@ def _validate(preds, targets, offsets, scale) -> tuple[int, ...]:
         check_same((f"preds[{n}]", "targets"), pred, targets)
         if tuple(pred.shape) != (b, d, h - offset, w):
             raise ValueError(
-                f"preds[{n}] must have shape (B, D, H - offsets[{n}], W) = {(b, d, h - offset, w)}, got {tuple(pred.shape)}"
+                f"preds[{n}] must have shape (B, D, H - offsets[{n}], W) = {(b, d, h - offset, w)}, "
+                f"got {tuple(pred.shape)}"
             )
-    if not isinstance(scale, (int, float)) or isinstance(scale, bool) or not scale == scale or abs(scale) == float("inf"):
+    if (
+        not isinstance(scale, (int, float))
+        or isinstance(scale, bool)
+        or not scale == scale
+        or abs(scale) == float("inf")
+    ):
         raise ValueError(f"scale must be a finite number, got {scale!r}")
     return offsets

@@ -3,6 +3,7 @@
 - [0]: MoCo, He et al. 2020, Algorithm 1, https://arxiv.org/abs/1911.05722
 - [1]: MoCo v2, Chen et al. 2020, https://arxiv.org/abs/2003.04297
 """
+
 import torch
 import torch.nn.functional as F
 from torch import nn

@@ -2,6 +2,7 @@
 
 - [0]: SimCLR, Chen et al. 2020, Algorithm 1, https://arxiv.org/abs/2002.05709
 """
+
 import torch
 import torch.nn.functional as F
 from torch import nn

@@ -16,6 +16,7 @@ The defaults are those of the authors' code [1] that produced [0]'s numbers.
   5e-2, tanh clip), task_self_supervised.py (Adam, schedule, warm-up)
 - [2]: Falcon & Cho 2020, https://arxiv.org/abs/2009.00104
 """
+
 import torch
 
 from csl_ext import distributed
@@ -59,22 +60,43 @@ class AMDIM(Method):
 
     augmentation = "amdim"
 
-    def __init__(self, image_size=32, ndf=None, n_rkhs=None, depth=None, use_bn=False, comparisons="amdim",
-                 tclip=20.0, reg_coef=0.05, optimizer="adam", lr=2e-4, weight_decay=1e-5, betas=(0.8, 0.999),
-                 eps=1e-8, warmup_steps=500, warmup_fraction=0.1, schedule="step", momentum=0.9, num_classes=None,
-                 encoder: str = "amdim", encoder_kwargs: dict | None = None):
+    def __init__(
+        self,
+        image_size=32,
+        ndf=None,
+        n_rkhs=None,
+        depth=None,
+        use_bn=False,
+        comparisons="amdim",
+        tclip=20.0,
+        reg_coef=0.05,
+        optimizer="adam",
+        lr=2e-4,
+        weight_decay=1e-5,
+        betas=(0.8, 0.999),
+        eps=1e-8,
+        warmup_steps=500,
+        warmup_fraction=0.1,
+        schedule="step",
+        momentum=0.9,
+        num_classes=None,
+        encoder: str = "amdim",
+        encoder_kwargs: dict | None = None,
+    ):
         super().__init__(num_classes)
         preset = _preset_for(image_size)
         if encoder == "amdim" and encoder_kwargs is None:  # today's encoder
-            encoder_kwargs = dict(ndf=ndf or preset.ndf, n_rkhs=n_rkhs or preset.n_rkhs, depth=depth or preset.depth,
-                                  use_bn=use_bn)
+            encoder_kwargs = dict(
+                ndf=ndf or preset.ndf, n_rkhs=n_rkhs or preset.n_rkhs, depth=depth or preset.depth, use_bn=use_bn
+            )
         elif encoder != "amdim" and n_rkhs is not None:
             encoder_kwargs = {"embed_dim": n_rkhs, **(encoder_kwargs or {})}
         self.encoder = build_map_encoder(encoder, image_size, **(encoder_kwargs or {}))
         self.feature_dim = self.encoder.n_rkhs
         self.task = self._make_task(comparisons, tclip, reg_coef)
-        self.optim_config = InfomaxOptimizer(optimizer, lr, weight_decay, tuple(betas), eps, warmup_steps,
-                                             warmup_fraction, schedule, momentum)
+        self.optim_config = InfomaxOptimizer(
+            optimizer, lr, weight_decay, tuple(betas), eps, warmup_steps, warmup_fraction, schedule, momentum
+        )
         self._make_probe()
 
     def _make_task(self, comparisons, tclip, reg_coef):

@@ -7,6 +7,7 @@ named by `augmentation` and applied by the trainer to make `num_views` views.
 
 - [0]: Falcon & Cho 2020, https://arxiv.org/abs/2009.00104
 """
+
 from dataclasses import dataclass
 
 import torch

@@ -7,6 +7,7 @@ settings mean the learning rate is still rising, or the momentum encoder is
 still mostly its random initialisation, when training ends. The rules here
 shorten them in proportion to the run and leave paper-length runs unchanged.
 """
+
 from csl_ext.optim import OPTIMIZERS, make_optimizer
 
 # warm-up and momentum memory are each at most this fraction of the run
@@ -20,8 +21,9 @@ def check_optimizer(name: str) -> str:
     return name
 
 
-def warmup_steps(warmup_epochs: float, steps_per_epoch: int, total_steps: int,
-                 max_fraction: float | None = SHORT_RUN_FRACTION) -> int:
+def warmup_steps(
+    warmup_epochs: float, steps_per_epoch: int, total_steps: int, max_fraction: float | None = SHORT_RUN_FRACTION
+) -> int:
     """Linear warm-up steps: ``warmup_epochs`` epochs, but at most
     ``max_fraction`` of the run (None: no cap).
 
@@ -49,10 +51,25 @@ def ema_momentum(momentum: float, total_steps: int, max_fraction: float | None =
     return momentum if horizon <= 1 else min(momentum, 1.0 - 1.0 / horizon)
 
 
-def method_optimizer(name: str, params, *, base_lr: float, batch_size: int, weight_decay: float,
-                     total_steps: int, warmup: int, momentum: float = 0.9):
+def method_optimizer(
+    name: str,
+    params,
+    *,
+    base_lr: float,
+    batch_size: int,
+    weight_decay: float,
+    total_steps: int,
+    warmup: int,
+    momentum: float = 0.9,
+):
     """(optimizer, per-step scheduler) through csl_ext.optim.make_optimizer
     with ``lr = base_lr x batch_size / 256`` and a cosine to 0 after `warmup`."""
-    return make_optimizer(check_optimizer(name), params, lr=base_lr * batch_size / 256,
-                          weight_decay=weight_decay, total_steps=total_steps, warmup_steps=warmup,
-                          momentum=momentum)
+    return make_optimizer(
+        check_optimizer(name),
+        params,
+        lr=base_lr * batch_size / 256,
+        weight_decay=weight_decay,
+        total_steps=total_steps,
+        warmup_steps=warmup,
+        momentum=momentum,
+    )

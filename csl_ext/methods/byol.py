@@ -11,6 +11,7 @@ to 1 on a cosine schedule. Optimiser: LARS, lr 0.2 x B / 256, weight decay
 - [1]: google-deepmind/deepmind-research, byol/byol_experiment.py
   (``apply_once_fn`` per view; online and target states kept apart)
 """
+
 import copy
 import math
 
@@ -77,10 +78,23 @@ class BYOL(Method):
     augmentation = "byol"
     global_bn = True
 
-    def __init__(self, arch="resnet18", cifar_stem=True, width=64, hidden_dim=4096, proj_dim=256,
-                 tau_base=0.996, optimizer: str = "lars", base_lr: float | None = None, weight_decay=1.5e-6,
-                 warmup_epochs=10, short_run_fraction: float | None = SHORT_RUN_FRACTION, num_classes=None,
-                 encoder: str = "resnet18", encoder_kwargs: dict | None = None):
+    def __init__(
+        self,
+        arch="resnet18",
+        cifar_stem=True,
+        width=64,
+        hidden_dim=4096,
+        proj_dim=256,
+        tau_base=0.996,
+        optimizer: str = "lars",
+        base_lr: float | None = None,
+        weight_decay=1.5e-6,
+        warmup_epochs=10,
+        short_run_fraction: float | None = SHORT_RUN_FRACTION,
+        num_classes=None,
+        encoder: str = "resnet18",
+        encoder_kwargs: dict | None = None,
+    ):
         super().__init__(num_classes)
         if not 0 <= tau_base <= 1:
             raise ValueError(f"tau_base must be in [0, 1], got {tau_base!r}")
@@ -128,6 +142,12 @@ class BYOL(Method):
 
     def configure_optimizer(self, batch_size, total_steps, steps_per_epoch):
         warmup = warmup_steps(self.warmup_epochs, steps_per_epoch, total_steps, self.short_run_fraction)
-        return method_optimizer(self.optimizer, self.method_parameters(), base_lr=self.base_lr,
-                                batch_size=batch_size, weight_decay=self.weight_decay, total_steps=total_steps,
-                                warmup=warmup)
+        return method_optimizer(
+            self.optimizer,
+            self.method_parameters(),
+            base_lr=self.base_lr,
+            batch_size=batch_size,
+            weight_decay=self.weight_decay,
+            total_steps=total_steps,
+            warmup=warmup,
+        )

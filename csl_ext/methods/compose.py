@@ -50,6 +50,7 @@ Example:
     >>> yadim_like = compose(augmentation="yadim", encoder="resnet18", extraction="last",
     ...                      similarity="scaled_dot", loss="amdim_nce", encoder_kwargs={"width": 0.125})
 """
+
 import copy
 import math
 
@@ -81,24 +82,56 @@ LOSSES = ("nt_xent", "info_nce", "amdim_nce", "cpc_infonce")
 
 # Per loss: the hyperparameters it takes and their defaults (the method's paper settings).
 _DEFAULTS = {
-    "nt_xent": {"temperature": 0.5, "hidden_dim": None, "proj_dim": 128, "head_batch_norm": True,
-                "optimizer": "lars", "lr": 0.3, "weight_decay": 1e-6, "warmup_epochs": 10},
-    "info_nce": {"temperature": 0.2, "hidden_dim": 2048, "proj_dim": 128, "head_batch_norm": False,
-                 "queue_size": 65536, "momentum": 0.999, "optimizer": "sgd", "lr": 0.03, "weight_decay": 1e-4,
-                 "warmup_epochs": 0},
+    "nt_xent": {
+        "temperature": 0.5,
+        "hidden_dim": None,
+        "proj_dim": 128,
+        "head_batch_norm": True,
+        "optimizer": "lars",
+        "lr": 0.3,
+        "weight_decay": 1e-6,
+        "warmup_epochs": 10,
+    },
+    "info_nce": {
+        "temperature": 0.2,
+        "hidden_dim": 2048,
+        "proj_dim": 128,
+        "head_batch_norm": False,
+        "queue_size": 65536,
+        "momentum": 0.999,
+        "optimizer": "sgd",
+        "lr": 0.03,
+        "weight_decay": 1e-4,
+        "warmup_epochs": 0,
+    },
     # tclip None: 10 with the "yadim" augmentation (YADIM's, pl_bolts'), else 20 (AMDIM's code)
-    "amdim_nce": {"tclip": None, "reg_coef": 0.05, "patch_stage": None, "optimizer": "adam", "lr": 2e-4,
-                  "weight_decay": 1e-5, "warmup_epochs": 0.0},
+    "amdim_nce": {
+        "tclip": None,
+        "reg_coef": 0.05,
+        "patch_stage": None,
+        "optimizer": "adam",
+        "lr": 2e-4,
+        "weight_decay": 1e-5,
+        "warmup_epochs": 0.0,
+    },
     # offsets None: every step whose target shares no pixels with the context (2..6), as CPCV2
-    "cpc_infonce": {"offsets": None, "directions": ("down", "up"), "target_dim": 64, "scale": 0.1,
-                    "context_blocks": 5, "optimizer": "adam", "lr": 2e-4, "weight_decay": 1e-5,
-                    "warmup_epochs": 0.0},
+    "cpc_infonce": {
+        "offsets": None,
+        "directions": ("down", "up"),
+        "target_dim": 64,
+        "scale": 0.1,
+        "context_blocks": 5,
+        "optimizer": "adam",
+        "lr": 2e-4,
+        "weight_decay": 1e-5,
+        "warmup_epochs": 0.0,
+    },
 }
 _COMMON = {"image_size": 32, "num_classes": None, "encoder_kwargs": None}
 
 
 def _extraction_kind(extraction) -> str:
-    """"pooled", "cpc" or "comparisons" (a spec parsed against 3 maps)."""
+    """ "pooled", "cpc" or "comparisons" (a spec parsed against 3 maps)."""
     if extraction in ("pooled", "cpc"):
         return extraction
     try:
@@ -131,24 +164,43 @@ def check_parts(augmentation: str, encoder: str, extraction: str, similarity: st
 
     needs = {"nt_xent": "pooled", "info_nce": "pooled", "amdim_nce": "comparisons", "cpc_infonce": "cpc"}
     if needs[loss] != kind:
-        want = {"pooled": "'pooled'", "comparisons": "a comparison spec such as 'amdim' or '(-1:-1)'",
-                "cpc": "'cpc'"}[needs[loss]]
+        want = {"pooled": "'pooled'", "comparisons": "a comparison spec such as 'amdim' or '(-1:-1)'", "cpc": "'cpc'"}[
+            needs[loss]
+        ]
         clash("loss", loss, "extraction", extraction, f"{loss} needs extraction {want}")
     if loss in ("nt_xent", "info_nce") and similarity not in ("cosine", "projection_cosine"):
-        clash("loss", loss, "similarity", similarity, f"{loss} scores L2-normalised vectors: use 'cosine' or "
-              "'projection_cosine'")
+        clash(
+            "loss",
+            loss,
+            "similarity",
+            similarity,
+            f"{loss} scores L2-normalised vectors: use 'cosine' or 'projection_cosine'",
+        )
     if loss == "amdim_nce" and similarity != "scaled_dot":
         clash("loss", loss, "similarity", similarity, "amdim_nce scores <a, p> / sqrt(D): use 'scaled_dot'")
     if loss == "cpc_infonce" and similarity not in ("dot", "scaled_dot"):
-        clash("loss", loss, "similarity", similarity, "cpc_infonce scores predictions by a dot product: use 'dot' "
-              "or 'scaled_dot'")
+        clash(
+            "loss",
+            loss,
+            "similarity",
+            similarity,
+            "cpc_infonce scores predictions by a dot product: use 'dot' or 'scaled_dot'",
+        )
     if (augmentation == "cpc_v2") != (kind == "cpc"):
-        why = ("cpc_v2 makes one grid of patches, which only CPC's context + prediction extraction reads"
-               if augmentation == "cpc_v2" else "CPC's extraction needs the grid of patches of augmentation 'cpc_v2'")
+        why = (
+            "cpc_v2 makes one grid of patches, which only CPC's context + prediction extraction reads"
+            if augmentation == "cpc_v2"
+            else "CPC's extraction needs the grid of patches of augmentation 'cpc_v2'"
+        )
         clash("augmentation", augmentation, "extraction", extraction, why)
     if kind == "cpc" and encoder == "amdim":
-        clash("encoder", encoder, "extraction", extraction, "AMDIM's encoder needs whole 32 / 64 / 128 px images, "
-              "not CPC's patches")
+        clash(
+            "encoder",
+            encoder,
+            "extraction",
+            extraction,
+            "AMDIM's encoder needs whole 32 / 64 / 128 px images, not CPC's patches",
+        )
     return kind
 
 
@@ -166,8 +218,15 @@ class ComposedMethod(Method):
         for cpc_v2; embed: (N, 3, S, S) -> (N, feature_dim).
     """
 
-    def __init__(self, augmentation: str = "simclr", encoder: str = "resnet18", extraction: str = "pooled",
-                 similarity: str = "projection_cosine", loss: str = "nt_xent", **hyperparameters):
+    def __init__(
+        self,
+        augmentation: str = "simclr",
+        encoder: str = "resnet18",
+        extraction: str = "pooled",
+        similarity: str = "projection_cosine",
+        loss: str = "nt_xent",
+        **hyperparameters,
+    ):
         kind = check_parts(augmentation, encoder, extraction, similarity, loss)
         allowed = {**_COMMON, **_DEFAULTS[loss]}
         unknown = sorted(set(hyperparameters) - set(allowed))
@@ -179,8 +238,13 @@ class ComposedMethod(Method):
         super().__init__(hp["num_classes"])
         self.augmentation = augmentation
         self.num_views = 1 if augmentation == "cpc_v2" else 2
-        self.parts = {"augmentation": augmentation, "encoder": encoder, "extraction": extraction,
-                          "similarity": similarity, "loss": loss}
+        self.parts = {
+            "augmentation": augmentation,
+            "encoder": encoder,
+            "extraction": extraction,
+            "similarity": similarity,
+            "loss": loss,
+        }
         self.kind, self.loss_name, self.hp = kind, loss, hp
         self.global_bn = loss == "nt_xent"  # SimCLR's global BN under DDP
         encoder_kwargs = dict(hp["encoder_kwargs"] or {})
@@ -198,8 +262,9 @@ class ComposedMethod(Method):
                 if loss == "nt_xent" and hp["head_batch_norm"]:
                     self.head = SimCLRProjectionHead(self.feature_dim, hp["proj_dim"], hidden)
                 else:
-                    self.head = ProjectionHead(self.feature_dim, hidden, hp["proj_dim"],
-                                               batch_norm=hp["head_batch_norm"])
+                    self.head = ProjectionHead(
+                        self.feature_dim, hidden, hp["proj_dim"], batch_norm=hp["head_batch_norm"]
+                    )
             if loss == "info_nce":
                 self._make_queue(hp)
         elif kind == "comparisons":
@@ -214,8 +279,14 @@ class ComposedMethod(Method):
             scale = hp["scale"] if similarity == "dot" else 1.0 / math.sqrt(hp["target_dim"] or self.feature_dim)
             patch, stride = image_size // 4, image_size // 8
             offsets = hp["offsets"] or default_offsets((image_size - patch) // stride + 1, patch, stride)
-            self.task = CPCTask(self.feature_dim, offsets=tuple(offsets), target_dim=hp["target_dim"],
-                                context_blocks=hp["context_blocks"], scale=scale, directions=hp["directions"])
+            self.task = CPCTask(
+                self.feature_dim,
+                offsets=tuple(offsets),
+                target_dim=hp["target_dim"],
+                context_blocks=hp["context_blocks"],
+                scale=scale,
+                directions=hp["directions"],
+            )
         self._make_probe()
         self.patch_stage = None
         use_patches = hp.get("patch_stage")
@@ -251,8 +322,10 @@ class ComposedMethod(Method):
 
     def check_batch_size(self, global_batch: int) -> None:
         if self.loss_name == "info_nce" and self.queue.shape[0] % global_batch:
-            raise ValueError(f"queue_size ({self.queue.shape[0]}) must be a multiple of the global batch size "
-                             f"({global_batch}) so that each step replaces whole slots of the queue")
+            raise ValueError(
+                f"queue_size ({self.queue.shape[0]}) must be a multiple of the global batch size "
+                f"({global_batch}) so that each step replaces whole slots of the queue"
+            )
 
     # -- the step ------------------------------------------------------------------------
     def _project(self, h: torch.Tensor) -> torch.Tensor:
@@ -306,9 +379,15 @@ class ComposedMethod(Method):
         # LARS / SGD rates are per 256 images (SimCLR, MoCo); Adam's is not scaled and stays
         # constant after the warm-up, as the AMDIM / CPC / YADIM classes.
         lr = hp["lr"] if hp["optimizer"] == "adam" else hp["lr"] * batch_size / 256
-        return make_optimizer(hp["optimizer"], self.method_parameters(), lr=lr, weight_decay=hp["weight_decay"],
-                              total_steps=total_steps, warmup_steps=int(hp["warmup_epochs"] * steps_per_epoch),
-                              final_ratio=1.0 if hp["optimizer"] == "adam" else 0.0)
+        return make_optimizer(
+            hp["optimizer"],
+            self.method_parameters(),
+            lr=lr,
+            weight_decay=hp["weight_decay"],
+            total_steps=total_steps,
+            warmup_steps=int(hp["warmup_epochs"] * steps_per_epoch),
+            final_ratio=1.0 if hp["optimizer"] == "adam" else 0.0,
+        )
 
 
 def _yadim_patch_stage(image_size: int):
@@ -320,8 +399,9 @@ def _yadim_patch_stage(image_size: int):
     return yadim_patch_stage(image_size, config.mean, config.std, "patches")
 
 
-def compose(augmentation: str, encoder: str, extraction: str, similarity: str, loss: str,
-            **hyperparameters) -> ComposedMethod:
+def compose(
+    augmentation: str, encoder: str, extraction: str, similarity: str, loss: str, **hyperparameters
+) -> ComposedMethod:
     """A trainable Method from one choice per part of the framework.
 
     Args:

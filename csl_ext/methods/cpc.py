@@ -17,6 +17,7 @@ constant rate, as pl_bolts' CPC_v2 [2].
 - [2]: pl_bolts, models/self_supervised/cpc/cpc_module.py (configure_optimizers,
   CPCTask(target_dim=64, embed_scale=0.1))
 """
+
 import torch
 
 from csl_ext import distributed
@@ -63,10 +64,29 @@ class CPCV2(Method):
     augmentation = "cpc_v2"
     num_views = 1
 
-    def __init__(self, image_size=32, blocks=(3, 4, 6, 3), width=64, encoder: str = "cpc_resnet", offsets=None,
-                 directions=DIRECTIONS, target_dim=64, scale=0.1, context_blocks=5, optimizer="adam", lr=2e-4,
-                 weight_decay=1e-5, betas=(0.8, 0.999), eps=1e-7, warmup_steps=0, warmup_fraction=0.1,
-                 schedule="constant", momentum=0.9, num_classes=None, encoder_kwargs: dict | None = None):
+    def __init__(
+        self,
+        image_size=32,
+        blocks=(3, 4, 6, 3),
+        width=64,
+        encoder: str = "cpc_resnet",
+        offsets=None,
+        directions=DIRECTIONS,
+        target_dim=64,
+        scale=0.1,
+        context_blocks=5,
+        optimizer="adam",
+        lr=2e-4,
+        weight_decay=1e-5,
+        betas=(0.8, 0.999),
+        eps=1e-7,
+        warmup_steps=0,
+        warmup_fraction=0.1,
+        schedule="constant",
+        momentum=0.9,
+        num_classes=None,
+        encoder_kwargs: dict | None = None,
+    ):
         super().__init__(num_classes)
         if not isinstance(image_size, int) or image_size < 16 or image_size % 8:
             raise ValueError(f"image_size must be a multiple of 8 >= 16, got {image_size!r}")
@@ -75,7 +95,9 @@ class CPCV2(Method):
             raise ValueError(f"encoder must be 'resnet161' (CPC v2's) or one of {sorted(ENCODERS)}, got {encoder!r}")
         if encoder == "resnet161" or (encoder == "cpc_resnet" and encoder_kwargs is None):
             # CPC's own LayerNorm ResNet: [0]'s preset, or the small layout of `blocks` / `width`
-            layout = CPC_RESNET_PRESETS[encoder] if encoder == "resnet161" else {"blocks": tuple(blocks), "width": width}
+            layout = (
+                CPC_RESNET_PRESETS[encoder] if encoder == "resnet161" else {"blocks": tuple(blocks), "width": width}
+            )
             backbone = CPCResNet(**layout)
             self.encoder = PatchEncoder(backbone, patch_size=patch, stride=stride)
             self.feature_dim = backbone.out_dim
@@ -84,10 +106,17 @@ class CPCV2(Method):
             self.feature_dim = self.encoder.feature_dim
         grid_rows = (image_size - patch) // stride + 1  # 7
         offsets = default_offsets(grid_rows, patch, stride) if offsets is None else tuple(offsets)
-        self.task = CPCTask(self.feature_dim, offsets=offsets, target_dim=target_dim, context_blocks=context_blocks,
-                            scale=scale, directions=directions)
-        self.optim_config = InfomaxOptimizer(optimizer, lr, weight_decay, tuple(betas), eps, warmup_steps,
-                                             warmup_fraction, schedule, momentum)
+        self.task = CPCTask(
+            self.feature_dim,
+            offsets=offsets,
+            target_dim=target_dim,
+            context_blocks=context_blocks,
+            scale=scale,
+            directions=directions,
+        )
+        self.optim_config = InfomaxOptimizer(
+            optimizer, lr, weight_decay, tuple(betas), eps, warmup_steps, warmup_fraction, schedule, momentum
+        )
         self._make_probe()
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:

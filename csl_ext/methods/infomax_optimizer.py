@@ -12,6 +12,7 @@ comparisons with SimCLR / MoCo / BYOL.
   eps=1e-7, weight_decay=1e-5), no warm-up, no schedule (the MultiStepLR
   is commented out).
 """
+
 from dataclasses import dataclass
 
 import torch
@@ -72,10 +73,18 @@ class InfomaxOptimizer:
     def make(self, params, total_steps: int):
         """(optimizer, per-step LambdaLR) for a run of `total_steps` steps."""
         warmup = self.warmup_for(total_steps)
-        opt, cosine = make_optimizer(self.optimizer, params, lr=self.lr, weight_decay=self.weight_decay,
-                                     total_steps=total_steps, warmup_steps=warmup,
-                                     final_ratio=0.0 if self.schedule == "cosine" else 1.0,
-                                     momentum=self.momentum, betas=tuple(self.betas), eps=self.eps)
+        opt, cosine = make_optimizer(
+            self.optimizer,
+            params,
+            lr=self.lr,
+            weight_decay=self.weight_decay,
+            total_steps=total_steps,
+            warmup_steps=warmup,
+            final_ratio=0.0 if self.schedule == "cosine" else 1.0,
+            momentum=self.momentum,
+            betas=tuple(self.betas),
+            eps=self.eps,
+        )
         if self.schedule != "step":
             return opt, cosine
         milestones = [round(f * total_steps) for f in STEP_MILESTONES]

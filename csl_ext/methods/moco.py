@@ -9,6 +9,7 @@ Optimiser: SGD, lr 0.03 x B / 256, momentum 0.9, weight decay 1e-4, cosine.
 - [0]: MoCo, He et al. 2020, Algorithm 1, https://arxiv.org/abs/1911.05722
 - [1]: MoCo v2, Chen et al. 2020, https://arxiv.org/abs/2003.04297
 """
+
 import copy
 
 import torch
@@ -81,18 +82,35 @@ class MoCoV2(Method):
 
     augmentation = "moco_v2"
 
-    def __init__(self, arch="resnet18", cifar_stem=True, width=64, hidden_dim=2048, proj_dim=128,
-                 queue_size=65536, momentum=0.999, temperature=0.2, optimizer: str = "sgd",
-                 base_lr: float | None = None, weight_decay=1e-4, head_batch_norm=False, bn_splits=1,
-                 short_run_fraction: float | None = SHORT_RUN_FRACTION, num_classes=None,
-                 encoder: str = "resnet18", encoder_kwargs: dict | None = None):
+    def __init__(
+        self,
+        arch="resnet18",
+        cifar_stem=True,
+        width=64,
+        hidden_dim=2048,
+        proj_dim=128,
+        queue_size=65536,
+        momentum=0.999,
+        temperature=0.2,
+        optimizer: str = "sgd",
+        base_lr: float | None = None,
+        weight_decay=1e-4,
+        head_batch_norm=False,
+        bn_splits=1,
+        short_run_fraction: float | None = SHORT_RUN_FRACTION,
+        num_classes=None,
+        encoder: str = "resnet18",
+        encoder_kwargs: dict | None = None,
+    ):
         super().__init__(num_classes)
         if not isinstance(queue_size, int) or queue_size < 1:
             raise ValueError(f"queue_size must be an integer >= 1, got {queue_size!r}")
         if not 0 <= momentum < 1:
             raise ValueError(f"momentum must be in [0, 1), got {momentum!r}")
         self.optimizer = check_optimizer(optimizer)
-        self.encoder = convert_split_batchnorm(method_encoder(encoder, encoder_kwargs, arch=arch, width=width, cifar_stem=cifar_stem), bn_splits)
+        self.encoder = convert_split_batchnorm(
+            method_encoder(encoder, encoder_kwargs, arch=arch, width=width, cifar_stem=cifar_stem), bn_splits
+        )
         self.bn_splits = bn_splits
         self.feature_dim = self.encoder.feature_dim
         head = ProjectionHead(self.feature_dim, hidden_dim, proj_dim, batch_norm=head_batch_norm)
@@ -110,8 +128,10 @@ class MoCoV2(Method):
     def check_batch_size(self, global_batch):
         local_batch = global_batch // distributed.world_size()
         if local_batch % self.bn_splits:
-            raise ValueError(f"the batch size per process ({local_batch}) must be a multiple of "
-                             f"bn_splits ({self.bn_splits}): each split is one batch-norm group")
+            raise ValueError(
+                f"the batch size per process ({local_batch}) must be a multiple of "
+                f"bn_splits ({self.bn_splits}): each split is one batch-norm group"
+            )
         if self.queue_size % global_batch:
             raise ValueError(
                 f"queue_size ({self.queue_size}) must be a multiple of the global batch size ({global_batch}) "
@@ -168,6 +188,12 @@ class MoCoV2(Method):
 
     def configure_optimizer(self, batch_size, total_steps, steps_per_epoch):
         self.current_momentum = ema_momentum(self.momentum, total_steps, self.short_run_fraction)
-        return method_optimizer(self.optimizer, self.method_parameters(), base_lr=self.base_lr,
-                                batch_size=batch_size, weight_decay=self.weight_decay, total_steps=total_steps,
-                                warmup=0)
+        return method_optimizer(
+            self.optimizer,
+            self.method_parameters(),
+            base_lr=self.base_lr,
+            batch_size=batch_size,
+            weight_decay=self.weight_decay,
+            total_steps=total_steps,
+            warmup=0,
+        )

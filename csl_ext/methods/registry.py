@@ -1,4 +1,5 @@
 """The METHODS registry: name -> method class (solo-learn style)."""
+
 import inspect
 
 from csl_ext._cli_errors import closest

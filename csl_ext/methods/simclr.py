@@ -11,6 +11,7 @@ norm under DDP.
 - [1]: google-research/simclr, model_util.py (projection head, LARS
   exclusions) and README (CIFAR-10: batch 512, lr 1.0, temperature 0.5)
 """
+
 import torch
 
 from csl_ext import distributed
@@ -68,10 +69,23 @@ class SimCLR(Method):
     augmentation = "simclr"
     global_bn = True
 
-    def __init__(self, arch="resnet18", cifar_stem=True, width=64, hidden_dim: int | None = None, proj_dim=128,
-                 temperature=0.5, optimizer: str = "lars", base_lr: float | None = None, weight_decay=1e-6,
-                 warmup_epochs=10, short_run_fraction: float | None = SHORT_RUN_FRACTION, num_classes=None,
-                 encoder: str = "resnet18", encoder_kwargs: dict | None = None):
+    def __init__(
+        self,
+        arch="resnet18",
+        cifar_stem=True,
+        width=64,
+        hidden_dim: int | None = None,
+        proj_dim=128,
+        temperature=0.5,
+        optimizer: str = "lars",
+        base_lr: float | None = None,
+        weight_decay=1e-6,
+        warmup_epochs=10,
+        short_run_fraction: float | None = SHORT_RUN_FRACTION,
+        num_classes=None,
+        encoder: str = "resnet18",
+        encoder_kwargs: dict | None = None,
+    ):
         super().__init__(num_classes)
         self.optimizer = check_optimizer(optimizer)
         if not temperature > 0:
@@ -95,6 +109,12 @@ class SimCLR(Method):
 
     def configure_optimizer(self, batch_size, total_steps, steps_per_epoch):
         warmup = warmup_steps(self.warmup_epochs, steps_per_epoch, total_steps, self.short_run_fraction)
-        return method_optimizer(self.optimizer, self.method_parameters(), base_lr=self.base_lr,
-                                batch_size=batch_size, weight_decay=self.weight_decay, total_steps=total_steps,
-                                warmup=warmup)
+        return method_optimizer(
+            self.optimizer,
+            self.method_parameters(),
+            base_lr=self.base_lr,
+            batch_size=batch_size,
+            weight_decay=self.weight_decay,
+            total_steps=total_steps,
+            warmup=warmup,
+        )

@@ -18,6 +18,7 @@ pl_bolts [1], the code Falcon & Cho trained YADIM with.
   (configure_optimizers, learning_rate 2e-4) and
   losses/self_supervised_learning.py (FeatureMapContrastiveTask, tclip 10)
 """
+
 import torch
 
 from csl_ext.augment.config import method_config
@@ -47,13 +48,51 @@ class YADIM(AMDIM):
 
     augmentation = "yadim"
 
-    def __init__(self, image_size=32, ndf=None, n_rkhs=None, depth=None, use_bn=False, tclip=10.0, reg_coef=0.05,
-                 optimizer="adam", lr=2e-4, weight_decay=1e-5, betas=(0.8, 0.999), eps=1e-7, warmup_steps=0,
-                 warmup_fraction=0.1, schedule="constant", momentum=0.9, patch_stage=True, num_classes=None,
-                 encoder: str = "amdim", encoder_kwargs: dict | None = None):
-        super().__init__(image_size, ndf, n_rkhs, depth, use_bn, "last", tclip, reg_coef, optimizer, lr, weight_decay,
-                         betas, eps, warmup_steps, warmup_fraction, schedule, momentum, num_classes,
-                         encoder=encoder, encoder_kwargs=encoder_kwargs)
+    def __init__(
+        self,
+        image_size=32,
+        ndf=None,
+        n_rkhs=None,
+        depth=None,
+        use_bn=False,
+        tclip=10.0,
+        reg_coef=0.05,
+        optimizer="adam",
+        lr=2e-4,
+        weight_decay=1e-5,
+        betas=(0.8, 0.999),
+        eps=1e-7,
+        warmup_steps=0,
+        warmup_fraction=0.1,
+        schedule="constant",
+        momentum=0.9,
+        patch_stage=True,
+        num_classes=None,
+        encoder: str = "amdim",
+        encoder_kwargs: dict | None = None,
+    ):
+        super().__init__(
+            image_size,
+            ndf,
+            n_rkhs,
+            depth,
+            use_bn,
+            "last",
+            tclip,
+            reg_coef,
+            optimizer,
+            lr,
+            weight_decay,
+            betas,
+            eps,
+            warmup_steps,
+            warmup_fraction,
+            schedule,
+            momentum,
+            num_classes,
+            encoder=encoder,
+            encoder_kwargs=encoder_kwargs,
+        )
         self.patch_stage = None
         if patch_stage:
             config = method_config("yadim", image_size)

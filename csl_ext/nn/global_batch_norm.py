@@ -9,6 +9,7 @@ mean over processes then gives the gradient of the global mean loss.
 
 - [0]: SimCLR, Chen et al. 2020, Sec. 3, https://arxiv.org/abs/2002.05709
 """
+
 import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
@@ -60,8 +61,9 @@ def convert_to_global_bn(module: nn.Module) -> nn.Module:
     """Replaces every BatchNorm*d in module (in place, recursively) by a
     GlobalBatchNorm holding the same parameters and buffers."""
     if isinstance(module, _BatchNorm) and not isinstance(module, GlobalBatchNorm):
-        new = GlobalBatchNorm(module.num_features, module.eps, module.momentum, module.affine,
-                              module.track_running_stats)
+        new = GlobalBatchNorm(
+            module.num_features, module.eps, module.momentum, module.affine, module.track_running_stats
+        )
         reference = next(iter(module.state_dict().values()), None)  # weight or running_mean
         if reference is not None:  # None: affine=False and no running statistics
             new.to(device=reference.device, dtype=reference.dtype)

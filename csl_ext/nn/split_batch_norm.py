@@ -16,6 +16,7 @@ nn.BatchNorm1d/2d/3d, so checkpoints load into either.
 
 - [0]: MoCo, He et al. 2020, https://arxiv.org/abs/1911.05722
 """
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -55,8 +56,16 @@ class SplitBatchNorm(_BatchNorm):
         momentum = 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
         # (N, C, *) -> (N/S, S*C, *): channel block s of the view is sub-batch s
         mean, var = self.running_mean.repeat(s), self.running_var.repeat(s)
-        y = F.batch_norm(x.reshape(n // s, s * c, *spatial), mean, var, self.weight.repeat(s), self.bias.repeat(s),
-                         True, momentum, self.eps)
+        y = F.batch_norm(
+            x.reshape(n // s, s * c, *spatial),
+            mean,
+            var,
+            self.weight.repeat(s),
+            self.bias.repeat(s),
+            True,
+            momentum,
+            self.eps,
+        )
         with torch.no_grad():
             self.running_mean.copy_(mean.view(s, c).mean(0))
             self.running_var.copy_(var.view(s, c).mean(0))
@@ -70,8 +79,14 @@ def convert_split_batchnorm(module: nn.Module, num_splits: int) -> nn.Module:
     """Replaces every nn.BatchNorm1d/2d/3d in ``module`` (in place) by a
     SplitBatchNorm with the same parameters and buffers; returns module."""
     if isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)):
-        split = SplitBatchNorm(module.num_features, num_splits, eps=module.eps, momentum=module.momentum,
-                               affine=module.affine, track_running_stats=module.track_running_stats)
+        split = SplitBatchNorm(
+            module.num_features,
+            num_splits,
+            eps=module.eps,
+            momentum=module.momentum,
+            affine=module.affine,
+            track_running_stats=module.track_running_stats,
+        )
         split.load_state_dict(module.state_dict())
         return split.to(module.weight.device, module.weight.dtype)
     for name, child in module.named_children():

@@ -3,6 +3,7 @@
 One module per op: its wrapper, its torch.library registrations (shapes for
 torch.compile, autograd) and its reference.
 """
+
 from csl_ext.ops.amdim_nce import amdim_nce_reference, amdim_nce_terms
 from csl_ext.ops.info_nce_lse import (
     info_nce_logits_reference,

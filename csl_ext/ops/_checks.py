@@ -6,6 +6,7 @@ for tensors on other devices, only in debug mode (`set_debug_checks(True)` or
 the environment variable CSL_EXT_DEBUG_CHECKS=1): the one switch of every
 value check in csl_ext.ops and csl_ext.losses.
 """
+
 import math
 import os
 

@@ -1,4 +1,5 @@
 """The compute dtype of the fused ops, shared by their wrappers and fakes."""
+
 import torch
 
 

@@ -7,6 +7,7 @@ together with the gradients of a weighted sum of them; the autograd function
 below turns them into AMDIM's two scalars. The loss with its argument checks
 and the distributed gather is csl_ext.losses.amdim_nce.
 """
+
 import math
 
 import torch
@@ -137,8 +138,18 @@ def amdim_nce_reference(
 
 def _register() -> None:
     @torch.library.register_fake("csl_ext::amdim_nce")
-    def _(anchors, candidates, weight_factors, block_size, block_offset, scale, tclip, loss_weight, reg_weight,
-          compute_grad):
+    def _(
+        anchors,
+        candidates,
+        weight_factors,
+        block_size,
+        block_offset,
+        scale,
+        tclip,
+        loss_weight,
+        reg_weight,
+        compute_grad,
+    ):
         dtype = compute_dtype(anchors.dtype)
         n = anchors.shape[0]
         return (

@@ -5,6 +5,7 @@ candidates. This op returns each anchor's log-sum-exp over its candidates
 without materialising the (N, M) logits: the compiled kernels walk over tiles
 of anchor rows and keep only the inputs and the (N,) result for backward.
 """
+
 import math
 
 import torch
@@ -104,7 +105,8 @@ def _validate(anchors, candidates, scale, softcap, mask, block_size, row_offset,
     n, m = anchors.shape[0], candidates.shape[0]
     if anchors.shape[1] != candidates.shape[1]:
         raise ValueError(
-            f"anchors (N, D) and candidates (M, D) must share D, got {tuple(anchors.shape)} and {tuple(candidates.shape)}"
+            f"anchors (N, D) and candidates (M, D) must share D, got {tuple(anchors.shape)} and "
+            f"{tuple(candidates.shape)}"
         )
     if not isinstance(scale, (int, float)) or not math.isfinite(scale):
         raise ValueError(f"scale must be a finite number, got {scale!r}")

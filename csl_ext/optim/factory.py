@@ -9,6 +9,7 @@ cosine from the base rate to ``final_ratio`` of it, stepped once per batch.
 - [0]: LARS, You et al. 2017, https://arxiv.org/abs/1708.03888
 - [1]: Adam, Kingma & Ba 2015, https://arxiv.org/abs/1412.6980
 """
+
 import torch
 
 from csl_ext.optim.lars import LARS, exclude_from_wd_and_adaptation
@@ -17,9 +18,19 @@ from csl_ext.optim.schedule import warmup_cosine
 OPTIMIZERS = ("lars", "sgd", "adam")
 
 
-def make_optimizer(name: str, params, *, lr: float, weight_decay: float = 0.0, total_steps: int,
-                   warmup_steps: int = 0, final_ratio: float = 0.0, momentum: float = 0.9,
-                   betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8):
+def make_optimizer(
+    name: str,
+    params,
+    *,
+    lr: float,
+    weight_decay: float = 0.0,
+    total_steps: int,
+    warmup_steps: int = 0,
+    final_ratio: float = 0.0,
+    momentum: float = 0.9,
+    betas: tuple[float, float] = (0.9, 0.999),
+    eps: float = 1e-8,
+):
     """(optimizer, per-step LambdaLR) of `params`.
 
     Args:

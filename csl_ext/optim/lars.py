@@ -4,6 +4,7 @@
 - [1]: SimCLR, Chen et al. 2020, Sec. B.1 (LARS, lr 0.3 x B/256, wd 1e-6;
   biases and BN parameters excluded), https://arxiv.org/abs/2002.05709
 """
+
 import torch
 from torch import nn
 
@@ -77,13 +78,15 @@ class LARS(torch.optim.Optimizer):
         return loss
 
 
-def lars_warmup_cosine(params, base_lr: float, batch_size: int, weight_decay: float, total_steps: int,
-                       warmup_steps: int):
+def lars_warmup_cosine(
+    params, base_lr: float, batch_size: int, weight_decay: float, total_steps: int, warmup_steps: int
+):
     """(LARS, LambdaLR) of SimCLR and BYOL: lr = base_lr x batch_size / 256,
     momentum 0.9, biases and norms excluded from decay and adaptation,
     linear warm-up then cosine decay (SimCLR [0], Sec. B.1; BYOL, Sec. C)."""
     from csl_ext.optim.schedule import warmup_cosine
 
-    opt = LARS(exclude_from_wd_and_adaptation(params), lr=base_lr * batch_size / 256, momentum=0.9,
-               weight_decay=weight_decay)
+    opt = LARS(
+        exclude_from_wd_and_adaptation(params), lr=base_lr * batch_size / 256, momentum=0.9, weight_decay=weight_decay
+    )
     return opt, warmup_cosine(opt, total_steps, int(min(total_steps, warmup_steps)))

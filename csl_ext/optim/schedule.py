@@ -3,6 +3,7 @@
 - [0]: Goyal et al. 2017 (warm-up), https://arxiv.org/abs/1706.02677
 - [1]: Loshchilov & Hutter 2017 (cosine), https://arxiv.org/abs/1608.03983
 """
+
 import math
 
 import torch

@@ -5,6 +5,7 @@ views at the scales a comparison spec names.
   https://arxiv.org/abs/1906.00910
 - [1]: Falcon & Cho 2020, §3.2, https://arxiv.org/abs/2009.00104
 """
+
 from collections.abc import Sequence
 
 import torch
@@ -61,7 +62,15 @@ class FeatureMapContrastiveTask(nn.Module):
         >>> loss, reg = task(maps, [m + 0.1 for m in maps])
     """
 
-    def __init__(self, comparisons: str = "amdim", tclip: float = 10.0, reg_coef: float = 0.05, bidirectional: bool = True, generator: torch.Generator | None = None, num_maps: int | None = 3):
+    def __init__(
+        self,
+        comparisons: str = "amdim",
+        tclip: float = 10.0,
+        reg_coef: float = 0.05,
+        bidirectional: bool = True,
+        generator: torch.Generator | None = None,
+        num_maps: int | None = 3,
+    ):
         super().__init__()
         parse_comparisons(comparisons, num_maps or 1 << 30)  # a bad spec fails here, not mid-training
         self.comparisons = comparisons
@@ -74,11 +83,16 @@ class FeatureMapContrastiveTask(nn.Module):
         self, maps1: Sequence[torch.Tensor], maps2: Sequence[torch.Tensor], *, gather: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor]:
         if len(maps1) != len(maps2) or not maps1:
-            raise ValueError(f"maps1 and maps2 must be non-empty lists of the same length, got {len(maps1)} and {len(maps2)}")
+            raise ValueError(
+                f"maps1 and maps2 must be non-empty lists of the same length, got {len(maps1)} and {len(maps2)}"
+            )
         for name, maps in (("maps1", maps1), ("maps2", maps2)):
             for i, (a, b) in enumerate(zip(maps, maps1)):
                 if not isinstance(a, torch.Tensor) or a.dim() != 4 or a.shape[:2] != b.shape[:2]:
-                    raise ValueError(f"{name}[{i}] must be a (B, D, H, W) map with the B and D of maps1[0], got {getattr(a, 'shape', a)}")
+                    raise ValueError(
+                        f"{name}[{i}] must be a (B, D, H, W) map with the B and D of maps1[0], "
+                        f"got {getattr(a, 'shape', a)}"
+                    )
         comparisons = parse_comparisons(self.comparisons, len(maps1))
         directions = [(maps1, maps2), (maps2, maps1)] if self.bidirectional else [(maps1, maps2)]
         loss = reg = 0.0

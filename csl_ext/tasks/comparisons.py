@@ -10,6 +10,7 @@ uniformly at random at every call ("last + random").
 - [1]: AMDIM, Bachman et al. 2019 (the 1-5, 1-7, 5-5 task),
   https://arxiv.org/abs/1906.00910
 """
+
 import re
 from dataclasses import dataclass
 

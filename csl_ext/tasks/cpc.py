@@ -8,6 +8,7 @@ multi-step InfoNCE.
 - [1]: pl_bolts, losses/self_supervised_learning.py: CPCTask (target_dim 64,
   embed_scale 0.1, steps 2 .. H-1, one direction), the code of Falcon & Cho 2020
 """
+
 from collections.abc import Sequence
 
 import torch
@@ -97,9 +98,17 @@ class CPCTask(nn.Module):
         >>> loss = task(torch.randn(4, 32, 7, 7))
     """
 
-    def __init__(self, dim: int, offsets: Sequence[int] = (2, 3, 4, 5, 6), target_dim: int | None = 64,
-                 context_blocks: int = 5, hidden: int | None = None, kernel_size: int = 3, scale: float = 0.1,
-                 directions: Sequence[str] = DIRECTIONS):
+    def __init__(
+        self,
+        dim: int,
+        offsets: Sequence[int] = (2, 3, 4, 5, 6),
+        target_dim: int | None = 64,
+        context_blocks: int = 5,
+        hidden: int | None = None,
+        kernel_size: int = 3,
+        scale: float = 0.1,
+        directions: Sequence[str] = DIRECTIONS,
+    ):
         super().__init__()
         target_dim = target_dim or dim
         self.offsets = tuple(offsets)

@@ -8,6 +8,7 @@ The paper's finding is that AMDIM's multiscale comparisons matter little
 once the encoder is strong: comparing the last maps, (-1:-1), with a plain
 dot product and no extra parameters does as well.
 """
+
 import torch
 
 from csl_ext.tasks.amdim import FeatureMapContrastiveTask

@@ -14,6 +14,7 @@ uninterrupted epoch from `start_step` on: the torchvision twin seeds every
 sample and skips the consumed batches without decoding them; DALI replays them
 (decoded, then dropped), as its random streams run through the epoch.
 """
+
 import hashlib
 from collections.abc import Iterator
 
@@ -64,8 +65,20 @@ class PretrainBatches:
         ValueError: not one full batch per process and epoch.
     """
 
-    def __init__(self, dataset, augmentation: Augmentation, *, local_batch: int, rank: int, world_size: int,
-                 num_workers: int, device: torch.device, seed: int, with_labels: bool, subset: int | None = None):
+    def __init__(
+        self,
+        dataset,
+        augmentation: Augmentation,
+        *,
+        local_batch: int,
+        rank: int,
+        world_size: int,
+        num_workers: int,
+        device: torch.device,
+        seed: int,
+        with_labels: bool,
+        subset: int | None = None,
+    ):
         n = len(dataset) if subset is None else min(subset, len(dataset))
         if isinstance(dataset, ImageFolder):
             self._input = {"files": dataset if n == len(dataset) else folder_subset(dataset, n)}
@@ -81,23 +94,38 @@ class PretrainBatches:
         # every process runs the same number of steps (else the last collective hangs)
         self.steps_per_epoch = (n // world_size) // local_batch
         if self.steps_per_epoch < 1:
-            raise ValueError(f"batch_size ({local_batch * world_size}) is larger than the {n} training images "
-                             f"({world_size} processes): not one full batch per epoch")
+            raise ValueError(
+                f"batch_size ({local_batch * world_size}) is larger than the {n} training images "
+                f"({world_size} processes): not one full batch per epoch"
+            )
 
     def _loader(self, epoch: int, start_step: int):
-        common = dict(self._input, batch_size=self.local_batch, seed=epoch_seed(self.seed, epoch),
-                      shard_id=self.rank, num_shards=self.world_size, shuffle=True, drop_last=True,
-                      start_batch=start_step)
+        common = dict(
+            self._input,
+            batch_size=self.local_batch,
+            seed=epoch_seed(self.seed, epoch),
+            shard_id=self.rank,
+            num_shards=self.world_size,
+            shuffle=True,
+            drop_last=True,
+            start_batch=start_step,
+        )
         if self.augmentation.backend == "dali":
             from csl_ext.augment.dali_iterator import DaliLoader
 
             device_id = (self.device.index or 0) if self.device.type == "cuda" else None
-            return DaliLoader(self.augmentation.config, num_threads=max(1, self.num_workers), device_id=device_id,
-                              **common)
+            return DaliLoader(
+                self.augmentation.config, num_threads=max(1, self.num_workers), device_id=device_id, **common
+            )
         from csl_ext.augment.torchvision_twins import TorchvisionLoader
 
-        return TorchvisionLoader(self.augmentation.config, num_workers=self.num_workers, device=self.device,
-                                 persistent_workers=False, **common)
+        return TorchvisionLoader(
+            self.augmentation.config,
+            num_workers=self.num_workers,
+            device=self.device,
+            persistent_workers=False,
+            **common,
+        )
 
     def epoch(self, epoch: int, start_step: int = 0) -> Iterator[tuple[tuple[torch.Tensor, ...], torch.Tensor | None]]:
         """``(views, labels)`` of steps `start_step` .. steps_per_epoch - 1 of `epoch`.

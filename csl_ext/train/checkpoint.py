@@ -13,6 +13,7 @@ pickled callable is refused before anything in it runs. The RNG states are
 stored as plain data for that reason (numpy's key as a tensor); numpy arrays,
 which checkpoints written before held, are the one extra type allowed.
 """
+
 import os
 import pickle
 import random
@@ -26,8 +27,21 @@ import torch
 __all__ = ["save_checkpoint", "load_checkpoint", "rng_state", "set_rng_state", "CheckpointError", "REQUIRED_KEYS"]
 
 # keys a training checkpoint written by Trainer always has
-REQUIRED_KEYS = ("method", "method_kwargs", "model", "optimizer", "scheduler", "rng", "epoch", "step",
-                 "step_in_epoch", "dataset", "data_root", "image_size", "config")
+REQUIRED_KEYS = (
+    "method",
+    "method_kwargs",
+    "model",
+    "optimizer",
+    "scheduler",
+    "rng",
+    "epoch",
+    "step",
+    "step_in_epoch",
+    "dataset",
+    "data_root",
+    "image_size",
+    "config",
+)
 
 
 # numpy arrays hold the numpy RNG state of checkpoints written before the RNG
@@ -120,21 +134,26 @@ def load_checkpoint(path: str, map_location="cpu", require_keys=REQUIRED_KEYS) -
             raise CheckpointError(
                 f"checkpoint {path!r} refused: it carries pickled code ({found.group(1)}), which a csl_ext checkpoint "
                 "never holds; nothing in it was run. If you wrote the file yourself and trust it, read it with "
-                "torch.load(path, weights_only=False)") from None
+                "torch.load(path, weights_only=False)"
+            ) from None
         detail = re.search(r"WeightsUnpickler error:\s*([^\n]+)", str(error))  # not torch's long advice
         detail = detail.group(1) if detail else str(error).splitlines()[0]
-        raise CheckpointError(f"checkpoint {path!r} is corrupt or truncated, or not a torch.save file "
-                              f"({detail})") from error
+        raise CheckpointError(
+            f"checkpoint {path!r} is corrupt or truncated, or not a torch.save file ({detail})"
+        ) from error
     except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, KeyError) as error:
-        raise CheckpointError(f"checkpoint {path!r} is corrupt or truncated, or not a torch.save file "
-                              f"({type(error).__name__}: {error})") from error
+        raise CheckpointError(
+            f"checkpoint {path!r} is corrupt or truncated, or not a torch.save file ({type(error).__name__}: {error})"
+        ) from error
     if not isinstance(state, dict):
-        raise CheckpointError(f"checkpoint {path!r} is not a csl_ext checkpoint: expected a dict, "
-                              f"got {type(state).__name__}")
+        raise CheckpointError(
+            f"checkpoint {path!r} is not a csl_ext checkpoint: expected a dict, got {type(state).__name__}"
+        )
     missing = [k for k in require_keys if k not in state]
     if missing:
-        raise CheckpointError(f"checkpoint {path!r} is not a csl_ext checkpoint: missing keys {missing} "
-                              f"(expected {list(require_keys)})")
+        raise CheckpointError(
+            f"checkpoint {path!r} is not a csl_ext checkpoint: missing keys {missing} (expected {list(require_keys)})"
+        )
     return state
 
 

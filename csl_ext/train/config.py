@@ -1,4 +1,5 @@
 """TrainConfig: every setting of a pretraining run, validated up front."""
+
 import dataclasses
 import os
 from dataclasses import dataclass, field
@@ -115,11 +116,15 @@ class TrainConfig:
         if not isinstance(self.batch_size, int) or self.batch_size < 1:
             raise ValueError(f"batch_size must be an integer >= 1, got {self.batch_size!r}")
         if self.batch_size < world_size:
-            raise ValueError(f"batch_size (global, {self.batch_size}) is smaller than the number of processes "
-                             f"({world_size}): every process needs at least one image")
+            raise ValueError(
+                f"batch_size (global, {self.batch_size}) is smaller than the number of processes "
+                f"({world_size}): every process needs at least one image"
+            )
         if self.batch_size % world_size:
-            raise ValueError(f"batch_size (global, {self.batch_size}) must be a multiple of the number of "
-                             f"processes ({world_size}) so that every process gets the same batch")
+            raise ValueError(
+                f"batch_size (global, {self.batch_size}) must be a multiple of the number of "
+                f"processes ({world_size}) so that every process gets the same batch"
+            )
         if not isinstance(self.num_workers, int) or self.num_workers < 0:
             raise ValueError(f"num_workers must be an integer >= 0, got {self.num_workers!r}")
         if self.backend not in BACKENDS:
@@ -133,8 +138,9 @@ class TrainConfig:
         if not isinstance(self.max_bad_steps, int) or self.max_bad_steps < 1:
             raise ValueError(f"max_bad_steps must be an integer >= 1, got {self.max_bad_steps!r}")
         if self.knn_every is not None and (not isinstance(self.knn_every, int) or self.knn_every < 0):
-            raise ValueError(f"knn_every must be None (10 per run) or an integer >= 0 (0: every epoch), "
-                             f"got {self.knn_every!r}")
+            raise ValueError(
+                f"knn_every must be None (10 per run) or an integer >= 0 (0: every epoch), got {self.knn_every!r}"
+            )
         if not isinstance(self.knn_images, int) or self.knn_images < 0 or 0 < self.knn_images < 10:
             raise ValueError(f"knn_images must be 0 (no kNN monitor) or an integer >= 10, got {self.knn_images!r}")
         if not self.probe_lr > 0:

@@ -5,6 +5,7 @@ MASTER_PORT; with WORLD_SIZE > 1 we join the group: NCCL on GPUs, gloo on the
 CPU. Methods whose papers use global batch norm (SimCLR, BYOL) get their
 BatchNorm layers converted before the DistributedDataParallel wrap.
 """
+
 import os
 import warnings
 
@@ -74,5 +75,6 @@ def wrap_model(method: nn.Module, device: torch.device) -> nn.Module:
         # torch 2.14 deprecates broadcast_buffers, but its replacement still syncs
         # at init and has no per-forward "off" with the same meaning yet
         warnings.simplefilter("ignore", FutureWarning)
-        return nn.parallel.DistributedDataParallel(method, device_ids=ids, broadcast_buffers=False,
-                                                   find_unused_parameters=method.find_unused_parameters)
+        return nn.parallel.DistributedDataParallel(
+            method, device_ids=ids, broadcast_buffers=False, find_unused_parameters=method.find_unused_parameters
+        )

@@ -5,6 +5,7 @@ frozen encoder's features; the random-init encoder (same method, kwargs and
 seed, no training) shows what the pretraining adds. Image folders are
 streamed (decoded per batch in DataLoader workers), never held in memory.
 """
+
 import torch
 from torch import nn
 
@@ -33,13 +34,20 @@ def evaluate_pretrained(method: nn.Module, config, method_kwargs: dict, protocol
         ValueError: a folder whose val classes differ from train's (and load_dataset's errors).
     """
     size = config.image_size or DEFAULT_SIZE[config.dataset]
-    train_set, test_set = load_eval_splits(config.dataset, config.data_root, size,
-                                           skip_bad_images=config.skip_bad_images, num_workers=config.num_workers)
+    train_set, test_set = load_eval_splits(
+        config.dataset, config.data_root, size, skip_bad_images=config.skip_bad_images, num_workers=config.num_workers
+    )
     torch.manual_seed(config.seed)  # the initial weights the pretraining started from
     random_init = build_method(config.method, **method_kwargs).to(next(method.parameters()).device)
     out = {}
     for name, m in (("pretrained", method), ("random_init", random_init)):
         m.eval()
-        out[name] = evaluate_encoder(m, train_set, test_set, protocols=tuple(protocols), device=device,
-                                     val_split=default_val_split(config.dataset))  # CIFAR-10: 45k / 5k
+        out[name] = evaluate_encoder(
+            m,
+            train_set,
+            test_set,
+            protocols=tuple(protocols),
+            device=device,
+            val_split=default_val_split(config.dataset),
+        )  # CIFAR-10: 45k / 5k
     return out

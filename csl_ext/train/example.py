@@ -2,6 +2,7 @@
 arguments with the example's defaults, pretrain, then evaluate the frozen
 encoder (MLP with 1024 hidden units, as in Falcon & Cho 2020) beside a
 random-init encoder and print both accuracies."""
+
 from csl_ext.cli import main
 
 __all__ = ["run_example"]

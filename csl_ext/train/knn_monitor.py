@@ -9,6 +9,7 @@ run's seed, and held as uint8 images (500 images at 128 px: 25 MB).
 
 - [0]: InstDisc, Wu et al. 2018, https://arxiv.org/abs/1805.01978
 """
+
 import numpy as np
 import torch
 
@@ -26,10 +27,9 @@ def _as_is(batch):
 
 def _fetch(dataset, indices: np.ndarray, num_workers: int) -> tuple[torch.Tensor, torch.Tensor]:
     """uint8 (n, 3, S, S) images and labels of `indices`, decoded in parallel workers for folders."""
-    batches = [indices[i:i + 64] for i in range(0, len(indices), 64)]
+    batches = [indices[i : i + 64] for i in range(0, len(indices), 64)]
     if num_workers > 0 and hasattr(dataset, "paths"):
-        loader = torch.utils.data.DataLoader(dataset, batch_sampler=batches, num_workers=num_workers,
-                                             collate_fn=_as_is)
+        loader = torch.utils.data.DataLoader(dataset, batch_sampler=batches, num_workers=num_workers, collate_fn=_as_is)
         parts = list(loader)
     else:
         parts = [dataset.get_batch(b) for b in batches]
@@ -51,12 +51,22 @@ class KnnMonitor:
         ValueError: fewer than 10 labelled images.
     """
 
-    def __init__(self, dataset, num_images: int = 500, seed: int = 0, *, k: int = 20, temperature: float = 0.07,
-                 num_workers: int = 0):
+    def __init__(
+        self,
+        dataset,
+        num_images: int = 500,
+        seed: int = 0,
+        *,
+        k: int = 20,
+        temperature: float = 0.07,
+        num_workers: int = 0,
+    ):
         labelled = np.flatnonzero(np.asarray(dataset.labels) >= 0)
         if len(labelled) < 10:
-            raise ValueError(f"the kNN monitor needs >= 10 labelled images, {getattr(dataset, 'name', 'the dataset')} "
-                             f"has {len(labelled)}; set knn_images=0 to turn it off")
+            raise ValueError(
+                f"the kNN monitor needs >= 10 labelled images, {getattr(dataset, 'name', 'the dataset')} "
+                f"has {len(labelled)}; set knn_images=0 to turn it off"
+            )
         pick = np.random.default_rng(seed).permutation(labelled)[:num_images]
         n_bank = int(round(len(pick) * BANK_FRACTION))
         self.bank_images, self.bank_labels = _fetch(dataset, np.sort(pick[:n_bank]), num_workers)
@@ -69,5 +79,4 @@ class KnnMonitor:
         in eval mode; its training flag is restored)."""
         bank = extract_features(method, self.bank_images, batch_size=batch_size, device=device)
         queries = extract_features(method, self.query_images, batch_size=batch_size, device=device)
-        return knn_accuracy(bank, self.bank_labels, queries, self.query_labels, k=self.k,
-                            temperature=self.temperature)
+        return knn_accuracy(bank, self.bank_labels, queries, self.query_labels, k=self.k, temperature=self.temperature)

@@ -9,6 +9,7 @@ TensorBoard, matplotlib and tqdm are optional (``pip install csl_ext[train]``):
 without them training logs the CSV only, skips the PNG and prints plain
 progress lines, and says so once per process.
 """
+
 import csv
 import os
 import sys
@@ -50,21 +51,38 @@ class RunLog:
             try:
                 from torch.utils.tensorboard import SummaryWriter
             except ImportError:
-                _say_once("tensorboard", "tensorboard is not installed: logging to log.csv only "
-                                         "(pip install tensorboard)")
+                _say_once(
+                    "tensorboard", "tensorboard is not installed: logging to log.csv only (pip install tensorboard)"
+                )
                 return
             # purge_step drops events after the resumed step on resume
-            self.writer = SummaryWriter(os.path.join(output_dir, "tensorboard"),
-                                        purge_step=resume_step if resume_step > 0 else None)
+            self.writer = SummaryWriter(
+                os.path.join(output_dir, "tensorboard"), purge_step=resume_step if resume_step > 0 else None
+            )
 
-    def write(self, step: int, epoch: int, loss: float, lr: float, images_per_s: float, probe_acc: float | None,
-              knn_acc: float | None = None):
+    def write(
+        self,
+        step: int,
+        epoch: int,
+        loss: float,
+        lr: float,
+        images_per_s: float,
+        probe_acc: float | None,
+        knn_acc: float | None = None,
+    ):
         if not self.enabled:
             return
-        self._csv.writerow({"step": step, "epoch": epoch, "loss": f"{loss:.6g}", "lr": f"{lr:.6g}",
-                            "images_per_s": f"{images_per_s:.1f}",
-                            "probe_acc": "" if probe_acc is None else f"{probe_acc:.4f}",
-                            "knn_acc": "" if knn_acc is None else f"{knn_acc:.4f}"})
+        self._csv.writerow(
+            {
+                "step": step,
+                "epoch": epoch,
+                "loss": f"{loss:.6g}",
+                "lr": f"{lr:.6g}",
+                "images_per_s": f"{images_per_s:.1f}",
+                "probe_acc": "" if probe_acc is None else f"{probe_acc:.4f}",
+                "knn_acc": "" if knn_acc is None else f"{knn_acc:.4f}",
+            }
+        )
         self._file.flush()
         if self.writer is not None:
             self.writer.add_scalar("train/loss", loss, step)
@@ -94,8 +112,11 @@ def plot_loss(csv_path: str, png_path: str) -> str | None:
     try:
         import matplotlib
     except ImportError:
-        _say_once("matplotlib", f"matplotlib is not installed: no {os.path.basename(png_path)} "
-                                "(pip install matplotlib); the losses are in log.csv")
+        _say_once(
+            "matplotlib",
+            f"matplotlib is not installed: no {os.path.basename(png_path)} "
+            "(pip install matplotlib); the losses are in log.csv",
+        )
         return None
 
     matplotlib.use("Agg")

@@ -1,4 +1,5 @@
 """The statistics of the steps since the last log row."""
+
 import math
 import time
 
@@ -37,8 +38,7 @@ class RunningStats:
         """(mean loss, mean probe accuracy or None, images/s of all processes),
         the means over every process (one all-reduce)."""
         seconds = max(time.perf_counter() - self.started, 1e-9)
-        sums = torch.tensor([self.loss_sum, self.loss_n, self.acc_sum, self.acc_n], dtype=torch.float64,
-                            device=device)
+        sums = torch.tensor([self.loss_sum, self.loss_n, self.acc_sum, self.acc_n], dtype=torch.float64, device=device)
         if distributed.is_distributed():
             dist.all_reduce(sums)
         loss_sum, loss_n, acc_sum, acc_n = sums.tolist()

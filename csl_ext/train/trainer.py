@@ -15,6 +15,7 @@ Example:
     >>> result = train(TrainConfig(method="simclr", method_kwargs={"width": 16},
     ...                            epochs=2, batch_size=128, output_dir="runs/simclr"))
 """
+
 import contextlib
 import inspect
 import os
@@ -81,8 +82,14 @@ class Position:
 
 
 def _dataset(config: TrainConfig, split: str, image_size: int):
-    return load_dataset(config.dataset, split, root=config.data_root, image_size=image_size,
-                        skip_bad_images=config.skip_bad_images, num_workers=config.num_workers)
+    return load_dataset(
+        config.dataset,
+        split,
+        root=config.data_root,
+        image_size=image_size,
+        skip_bad_images=config.skip_bad_images,
+        num_workers=config.num_workers,
+    )
 
 
 class Trainer:
@@ -154,18 +161,28 @@ class Trainer:
         torch.manual_seed(cfg.seed)  # same initial weights on every process and for the random-init baseline
         self.method = build_method(cfg.method, **self.method_kwargs)
         self.method.check_batch_size(cfg.batch_size)
-        augmentation = make_augmentation(self.method.augmentation, self.image_size, backend=cfg.backend,
-                                         **cfg.augment_kwargs)
-        self.batches = PretrainBatches(data, augmentation, local_batch=cfg.batch_size // world, rank=self.rank,
-                                       world_size=world, num_workers=cfg.num_workers, device=self.device,
-                                       seed=cfg.seed, with_labels="num_classes" in self.method_kwargs,
-                                       subset=cfg.subset)
+        augmentation = make_augmentation(
+            self.method.augmentation, self.image_size, backend=cfg.backend, **cfg.augment_kwargs
+        )
+        self.batches = PretrainBatches(
+            data,
+            augmentation,
+            local_batch=cfg.batch_size // world,
+            rank=self.rank,
+            world_size=world,
+            num_workers=cfg.num_workers,
+            device=self.device,
+            seed=cfg.seed,
+            with_labels="num_classes" in self.method_kwargs,
+            subset=cfg.subset,
+        )
         self.steps_per_epoch = self.batches.steps_per_epoch
         self.total_steps = cfg.epochs * self.steps_per_epoch
 
         self.model = wrap_model(self.method, self.device)
-        self.optimizer, self.scheduler = self.method.configure_optimizer(cfg.batch_size, self.total_steps,
-                                                                         self.steps_per_epoch)
+        self.optimizer, self.scheduler = self.method.configure_optimizer(
+            cfg.batch_size, self.total_steps, self.steps_per_epoch
+        )
         probe = self.method.probe_parameters()
         self.probe_optimizer = torch.optim.Adam(probe, lr=cfg.probe_lr) if probe else None
         on_cuda = self.device.type == "cuda" and cfg.amp != "off"
@@ -182,15 +199,25 @@ class Trainer:
     def _state(self, pos: Position) -> dict:
         rngs = rng_state()
         state = {
-            "method": self.config.method, "method_kwargs": self.method_kwargs,
+            "method": self.config.method,
+            "method_kwargs": self.method_kwargs,
             "augment_kwargs": self.config.augment_kwargs,
-            "model": self.method.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "model": self.method.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "probe_optimizer": None if self.probe_optimizer is None else self.probe_optimizer.state_dict(),
-            "scaler": self.scaler.state_dict(), "rng": rngs, "epoch": pos.epoch, "step": pos.step,
-            "step_in_epoch": pos.step_in_epoch, "dataset": self.config.dataset, "data_root": self.config.data_root,
-            "image_size": self.image_size, "subset": self.config.subset, "num_images": self.batches.num_images,
-            "world_size": distributed.world_size(), "config": self.config.to_dict(),
+            "scaler": self.scaler.state_dict(),
+            "rng": rngs,
+            "epoch": pos.epoch,
+            "step": pos.step,
+            "step_in_epoch": pos.step_in_epoch,
+            "dataset": self.config.dataset,
+            "data_root": self.config.data_root,
+            "image_size": self.image_size,
+            "subset": self.config.subset,
+            "num_images": self.batches.num_images,
+            "world_size": distributed.world_size(),
+            "config": self.config.to_dict(),
         }
         if distributed.world_size() > 1:
             per_rank = [None] * distributed.world_size()
@@ -220,15 +247,23 @@ class Trainer:
                 print(f"no checkpoint at {self.checkpoint_path}: starting a fresh run")
             return Position()
         state = load_checkpoint(self.checkpoint_path)
-        for key, mine in (("method", cfg.method), ("method_kwargs", self.method_kwargs),
-                          ("augment_kwargs", cfg.augment_kwargs), ("dataset", cfg.dataset),
-                          ("image_size", self.image_size), ("subset", cfg.subset),
-                          ("num_images", self.batches.num_images), ("batch_size", cfg.batch_size)):
+        for key, mine in (
+            ("method", cfg.method),
+            ("method_kwargs", self.method_kwargs),
+            ("augment_kwargs", cfg.augment_kwargs),
+            ("dataset", cfg.dataset),
+            ("image_size", self.image_size),
+            ("subset", cfg.subset),
+            ("num_images", self.batches.num_images),
+            ("batch_size", cfg.batch_size),
+        ):
             theirs = state["config"].get(key) if key == "batch_size" else state.get(key, mine)
             if theirs != mine:
-                raise ValueError(f"resume: {self.checkpoint_path} was written with {key}={theirs!r}, but this run "
-                                 f"has {key}={mine!r} (a changed folder or config would not replay the same "
-                                 "samples); use another output_dir")
+                raise ValueError(
+                    f"resume: {self.checkpoint_path} was written with {key}={theirs!r}, but this run "
+                    f"has {key}={mine!r} (a changed folder or config would not replay the same "
+                    "samples); use another output_dir"
+                )
         self.method.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
@@ -273,8 +308,16 @@ class Trainer:
         pos = self._resume()
         os.makedirs(cfg.output_dir, exist_ok=True)
         self.log = RunLog(cfg.output_dir, resume_step=pos.step, tensorboard=cfg.tensorboard, enabled=self.is_main)
-        result = TrainResult(self.method, cfg, "completed", pos.epoch, pos.step, 0, method_kwargs=self.method_kwargs,
-                             checkpoint_path=self.checkpoint_path if pos.step >= self.total_steps else None)
+        result = TrainResult(
+            self.method,
+            cfg,
+            "completed",
+            pos.epoch,
+            pos.step,
+            0,
+            method_kwargs=self.method_kwargs,
+            checkpoint_path=self.checkpoint_path if pos.step >= self.total_steps else None,
+        )
         if pos.step >= self.total_steps:
             return result
         if self.is_main and cfg.progress:
@@ -310,8 +353,7 @@ class Trainer:
             if self.progress_bar is not None:
                 self.progress_bar.update(1)
             for callback in self.callbacks:
-                callback(self, {"step": pos.step, "epoch": pos.epoch, "step_in_epoch": pos.step_in_epoch,
-                                "loss": loss})
+                callback(self, {"step": pos.step, "epoch": pos.epoch, "step_in_epoch": pos.step_in_epoch, "loss": loss})
             stop = self._should_stop(pos)
             if stop is not None:
                 return stop
@@ -336,7 +378,8 @@ class Trainer:
                 raise FloatingPointError(
                     f"{self.bad_in_row} non-finite losses in a row at step {pos.step} (epoch {pos.epoch}): lower the "
                     "learning rate, use amp='off' or check the data; the last good checkpoint is "
-                    f"{self.checkpoint_path}")
+                    f"{self.checkpoint_path}"
+                )
         else:
             self.bad_in_row = 0
             self.scaler.scale(out.loss).backward()

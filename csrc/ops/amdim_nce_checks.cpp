@@ -5,13 +5,11 @@
 
 namespace csl_ext {
 
-AmdimNceParams amdim_nce_check_args(const at::Tensor& anchors,
-                                    const at::Tensor& candidates,
-                                    const c10::optional<at::Tensor>& weight_factors,
-                                    int64_t block_size, int64_t block_offset,
-                                    double scale, double tclip,
-                                    double loss_weight, double reg_weight,
-                                    bool compute_grad) {
+AmdimNceParams amdim_nce_check_args(
+    const at::Tensor& anchors, const at::Tensor& candidates,
+    const c10::optional<at::Tensor>& weight_factors, int64_t block_size,
+    int64_t block_offset, double scale, double tclip, double loss_weight,
+    double reg_weight, bool compute_grad) {
   TORCH_CHECK(anchors.dim() == 2,
               "amdim_nce: anchors must be 2-D (N, D), got shape ",
               anchors.sizes());

@@ -13,7 +13,7 @@ namespace csl_ext {
 
 // Everything of one amdim_nce call but its tensors.
 struct AmdimNceParams {
-  int64_t block_size = 1;    // locations per image, e.g. 49 for a 7x7 map
+  int64_t block_size = 1;  // locations per image, e.g. 49 for a 7x7 map
   // Anchor i's own image is candidate block (i + block_offset), e.g. rank * N
   // when the candidates are gathered over processes.
   int64_t block_offset = 0;
@@ -31,8 +31,8 @@ struct AmdimNceParams {
 // loss_weight and reg_weight times their factors, read where the epilogue
 // runs.
 template <typename T>
-CSL_HOST_DEVICE void amdim_weights(const AmdimNceParams& params,
-                                   T* loss_weight, T* reg_weight) {
+CSL_HOST_DEVICE void amdim_weights(const AmdimNceParams& params, T* loss_weight,
+                                   T* reg_weight) {
   const T* factors = static_cast<const T*>(params.weight_factors);
   *loss_weight = static_cast<T>(params.loss_weight) *
                  (factors != nullptr ? factors[0] : T(1));

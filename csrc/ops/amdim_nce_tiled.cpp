@@ -10,10 +10,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> amdim_nce_tiled(
     const at::Tensor& anchors, const at::Tensor& candidates,
     const c10::optional<at::Tensor>& weight_factors, AmdimNceParams params,
     const AmdimNceEpilogue& epilogue) {
-  auto tiles = make_score_tiles(anchors, candidates, params.scale,
-                                epilogue.tile_elements,
-                                epilogue.parallel_row_blocks,
-                                epilogue.low_precision_gemm);
+  auto tiles = make_score_tiles(
+      anchors, candidates, params.scale, epilogue.tile_elements,
+      epilogue.parallel_row_blocks, epilogue.low_precision_gemm);
   const auto opts = tiles.compute_options();
   at::Tensor factors;  // kept alive while the epilogue reads it
   if (weight_factors.has_value()) {
@@ -34,8 +33,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> amdim_nce_tiled(
     epilogue.rows(tile, loss, squares, params, row0);
   });
   if (!params.compute_grad) {
-    return {loss_rows, square_rows, at::empty({0}, opts),
-            at::empty({0}, opts)};
+    return {loss_rows, square_rows, at::empty({0}, opts), at::empty({0}, opts)};
   }
   return {loss_rows, square_rows, tiles.grad_a, grad_b};
 }

@@ -14,9 +14,8 @@ namespace csl_ext {
 struct AmdimNceEpilogue {
   // tile: (R, M) raw scores of anchors row0 .. row0+R-1. Writes loss_rows
   // and square_rows (R); when params.compute_grad, leaves dL/ds in the tile.
-  void (*rows)(at::Tensor& tile, at::Tensor& loss_rows,
-               at::Tensor& square_rows, const AmdimNceParams& params,
-               int64_t row0);
+  void (*rows)(at::Tensor& tile, at::Tensor& loss_rows, at::Tensor& square_rows,
+               const AmdimNceParams& params, int64_t row0);
   int64_t tile_elements;
   bool parallel_row_blocks;
   bool low_precision_gemm;  // see ScoreTiles

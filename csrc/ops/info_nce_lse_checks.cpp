@@ -31,9 +31,9 @@ InfoNceParams info_nce_check_args(const at::Tensor& anchors,
               "info_nce_lse: anchors and candidates must be on the same "
               "device, got ",
               anchors.device(), " and ", candidates.device());
-  TORCH_CHECK(mask >= 0 && mask <= 2,
-              "info_nce_lse: mask must be 0 (none), 1 (diag) or 2 (block), got ",
-              mask);
+  TORCH_CHECK(
+      mask >= 0 && mask <= 2,
+      "info_nce_lse: mask must be 0 (none), 1 (diag) or 2 (block), got ", mask);
   TORCH_CHECK(softcap >= 0.0, "info_nce_lse: softcap must be >= 0, got ",
               softcap);
   TORCH_CHECK(row_offset >= 0, "info_nce_lse: row_offset must be >= 0, got ",

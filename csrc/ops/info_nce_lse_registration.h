@@ -24,27 +24,24 @@ struct InfoNceRegistration {
                             const at::Tensor& candidates, double scale,
                             double softcap, int64_t mask, int64_t block_size,
                             int64_t row_offset) {
-    const auto params = info_nce_check_args(anchors, candidates, scale,
-                                            softcap, mask, block_size,
-                                            row_offset);
+    const auto params = info_nce_check_args(anchors, candidates, scale, softcap,
+                                            mask, block_size, row_offset);
     const c10::DeviceGuard guard(anchors.device());
-    return info_nce_lse_forward_tiled(anchors, candidates, params,
-                                      *kEpilogue);
+    return info_nce_lse_forward_tiled(anchors, candidates, params, *kEpilogue);
   }
 
   static std::tuple<at::Tensor, at::Tensor, at::Tensor> with_grad(
       const at::Tensor& anchors, const at::Tensor& candidates,
-      const at::Tensor& row_weight, double scale, double softcap,
-      int64_t mask, int64_t block_size, int64_t row_offset) {
-    const auto params = info_nce_check_args(anchors, candidates, scale,
-                                            softcap, mask, block_size,
-                                            row_offset);
+      const at::Tensor& row_weight, double scale, double softcap, int64_t mask,
+      int64_t block_size, int64_t row_offset) {
+    const auto params = info_nce_check_args(anchors, candidates, scale, softcap,
+                                            mask, block_size, row_offset);
     const c10::DeviceGuard guard(anchors.device());
     TORCH_CHECK(row_weight.device() == anchors.device(),
                 "info_nce_lse: row_weight must be on ", anchors.device(),
                 ", got ", row_weight.device());
-    return info_nce_lse_with_grad_tiled(anchors, candidates, row_weight,
-                                        params, *kEpilogue);
+    return info_nce_lse_with_grad_tiled(anchors, candidates, row_weight, params,
+                                        *kEpilogue);
   }
 
   static std::tuple<at::Tensor, at::Tensor> backward(
@@ -52,9 +49,8 @@ struct InfoNceRegistration {
       const at::Tensor& candidates, const at::Tensor& lse, double scale,
       double softcap, int64_t mask, int64_t block_size, int64_t row_offset,
       bool need_anchors, bool need_candidates) {
-    const auto params = info_nce_check_args(anchors, candidates, scale,
-                                            softcap, mask, block_size,
-                                            row_offset);
+    const auto params = info_nce_check_args(anchors, candidates, scale, softcap,
+                                            mask, block_size, row_offset);
     const c10::DeviceGuard guard(anchors.device());
     TORCH_CHECK(grad_lse.device() == anchors.device() &&
                     lse.device() == anchors.device(),

@@ -45,12 +45,10 @@ at::Tensor info_nce_lse_forward_tiled(const at::Tensor& anchors,
 // (lse, dA, dB) for the loss sum_i row_weight_i * lse_i, computed in the
 // forward pass so that a backward whose incoming gradient is proportional to
 // row_weight only rescales them. All three in the compute dtype.
-std::tuple<at::Tensor, at::Tensor, at::Tensor>
-info_nce_lse_with_grad_tiled(const at::Tensor& anchors,
-                             const at::Tensor& candidates,
-                             const at::Tensor& row_weight,
-                             const InfoNceParams& params,
-                             const InfoNceEpilogue& epilogue);
+std::tuple<at::Tensor, at::Tensor, at::Tensor> info_nce_lse_with_grad_tiled(
+    const at::Tensor& anchors, const at::Tensor& candidates,
+    const at::Tensor& row_weight, const InfoNceParams& params,
+    const InfoNceEpilogue& epilogue);
 
 // (dA, dB) from dL/dlse, recomputing each tile. An input whose gradient is
 // not needed gets an empty (0,) tensor and costs no GEMM.

@@ -9,8 +9,8 @@
 
 namespace csl_ext {
 
-inline void patchify_check_window(int64_t height, int64_t width,
-                                  int64_t patch, int64_t stride) {
+inline void patchify_check_window(int64_t height, int64_t width, int64_t patch,
+                                  int64_t stride) {
   TORCH_CHECK(patch >= 1, "patchify: patch_size must be >= 1, got ", patch);
   TORCH_CHECK(stride >= 1, "patchify: stride must be >= 1, got ", stride);
   TORCH_CHECK(patch <= height && patch <= width,
@@ -38,8 +38,8 @@ inline PatchGeometry patchify_check_args(const at::Tensor& images,
 }
 
 inline PatchGeometry patchify_backward_check_args(const at::Tensor& grad,
-                                                  int64_t height,
-                                                  int64_t width, int64_t patch,
+                                                  int64_t height, int64_t width,
+                                                  int64_t patch,
                                                   int64_t stride) {
   TORCH_CHECK(grad.dim() == 6,
               "patchify_backward: grad_patches must be 6-D (B, nH, nW, C, p, "

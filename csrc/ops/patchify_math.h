@@ -43,7 +43,8 @@ CSL_HOST_DEVICE int64_t patchify_grid(int64_t size, int64_t patch,
 CSL_HOST_DEVICE void patchify_covering(int64_t pos, int64_t patch,
                                        int64_t stride, int64_t grid,
                                        int64_t* first, int64_t* last) {
-  const int64_t lowest = pos - patch + 1;  // ceil(lowest / s), lowest may be < 0
+  const int64_t lowest =
+      pos - patch + 1;  // ceil(lowest / s), lowest may be < 0
   *first = lowest <= 0 ? 0 : (lowest + stride - 1) / stride;
   const int64_t highest = pos / stride;
   *last = highest < grid - 1 ? highest : grid - 1;

@@ -15,7 +15,8 @@
 // pointer; torch exports it, and its C name is an alias of it). Weak: absent
 // in builds without MKL.
 #if defined(__GNUC__) && defined(__linux__)
-extern "C" int mkl_set_num_threads_local_(const int* threads) __attribute__((weak));
+extern "C" int mkl_set_num_threads_local_(const int* threads)
+    __attribute__((weak));
 #else
 static int (*const mkl_set_num_threads_local_)(const int*) = nullptr;
 #endif
@@ -49,8 +50,8 @@ void score_gemm(const ScoreTiles& tiles, const at::Tensor& anchors_rows,
                 at::Tensor& tile) {
   if (!tiles.maps()) {
     if (tiles.low_precision_gemm) {
-      at::addmm_out(tile, tile, anchors_rows, tiles.candidates.t(),
-                    at::kFloat, /*beta=*/0, /*alpha=*/tiles.scale);
+      at::addmm_out(tile, tile, anchors_rows, tiles.candidates.t(), at::kFloat,
+                    /*beta=*/0, /*alpha=*/tiles.scale);
     } else {
       at::addmm_out(tile, tile, anchors_rows, tiles.candidates.t(),
                     /*beta=*/0, /*alpha=*/tiles.scale);
@@ -166,8 +167,8 @@ ScoreTiles make_score_tiles(const at::Tensor& anchors,
   ScoreTiles tiles;
   tiles.low_precision_gemm =
       low_precision_gemm && compute_dtype(anchors) != anchors.scalar_type();
-  tiles.anchors = tiles.low_precision_gemm ? anchors.contiguous()
-                                           : as_compute(anchors);
+  tiles.anchors =
+      tiles.low_precision_gemm ? anchors.contiguous() : as_compute(anchors);
   tiles.candidates = tiles.low_precision_gemm ? candidates.contiguous()
                                               : as_compute(candidates);
   tiles.scale = scale;
@@ -224,8 +225,8 @@ at::Tensor for_each_score_tile(const ScoreTiles& tiles,
     const SingleThreadedBlas one_blas_thread;
     auto workspace = at::empty({rows, m}, opts);
     auto grad_b = new_grad_b();
-    run_row_range(tiles, epilogue, first * rows, std::min(n, last * rows),
-                  rows, workspace, grad_b);
+    run_row_range(tiles, epilogue, first * rows, std::min(n, last * rows), rows,
+                  workspace, grad_b);
     partials[at::get_thread_num()] = grad_b;
   });
   at::Tensor total;

@@ -31,7 +31,7 @@ struct ScoreTiles {
   at::Tensor anchors;     // N x D, contiguous: the compute dtype, or the
   at::Tensor candidates;  // M x D rows or K x D x L maps: inputs' dtype
   double scale = 1.0;
-  at::Tensor grad_a;      // N x D, the compute dtype, every row overwritten
+  at::Tensor grad_a;  // N x D, the compute dtype, every row overwritten
   bool need_grad_b = false;
   int64_t tile_elements = int64_t{1} << 20;  // workspace budget per thread
   bool parallel_row_blocks = false;          // CPU: spread blocks over threads

@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 
@@ -18,7 +17,7 @@ def smooth_images(n: int, size: int, seed: int = 0) -> np.ndarray:
     sm = np.zeros_like(up)
     for dy in range(-k, k + 1):
         for dx in range(-k, k + 1):
-            sm += pad[:, k + dy:k + dy + size, k + dx:k + dx + size]
+            sm += pad[:, k + dy : k + dy + size, k + dx : k + dx + size]
     sm /= (2 * k + 1) ** 2
     sm += rng.normal(0, 8, sm.shape)
     return np.clip(sm, 0, 255).astype(np.uint8)

@@ -41,11 +41,14 @@ def test_simclr_at_32_pixels_is_the_authors_cifar_setting():
     assert method_config("simclr", 32, strength=1.0).views[0].jitter == ColorJitter(0.8, 0.8, 0.8, 0.2)
 
 
-@pytest.mark.parametrize("size, geometry, hue", [
-    (32, dict(crop_scale=None, translate=4, translate_p=0.8), 0.2),  # TransformsC10
-    (64, dict(crop_scale=(0.3, 1.0), crop_ratio=(0.7, 1.4), interpolation="bicubic", translate=0), 0.2),  # STL10
-    (128, dict(crop_scale=(0.3, 1.0), crop_ratio=(0.7, 1.4), interpolation="bicubic", translate=0), 0.1),
-])
+@pytest.mark.parametrize(
+    "size, geometry, hue",
+    [
+        (32, dict(crop_scale=None, translate=4, translate_p=0.8), 0.2),  # TransformsC10
+        (64, dict(crop_scale=(0.3, 1.0), crop_ratio=(0.7, 1.4), interpolation="bicubic", translate=0), 0.2),  # STL10
+        (128, dict(crop_scale=(0.3, 1.0), crop_ratio=(0.7, 1.4), interpolation="bicubic", translate=0), 0.1),
+    ],
+)
 def test_amdim_follows_the_reference_transforms(size, geometry, hue):
     cfg = method_config("amdim", size)
     assert cfg.num_views == 2 and cfg.views[0] == cfg.views[1]
@@ -87,8 +90,10 @@ def test_recipe_table_covers_every_registered_method():
     assert not hasattr(config_module, "METHODS")  # the registry alone is called METHODS
 
 
-@pytest.mark.parametrize("alias, canonical", [("moco", "moco_v2"), ("cpc", "cpc_v2"), ("MoCo-v2", "moco_v2"),
-                                              ("SimCLR", "simclr"), ("ydim", "yadim")])
+@pytest.mark.parametrize(
+    "alias, canonical",
+    [("moco", "moco_v2"), ("cpc", "cpc_v2"), ("MoCo-v2", "moco_v2"), ("SimCLR", "simclr"), ("ydim", "yadim")],
+)
 def test_other_spellings_are_refused_with_the_canonical_name(alias, canonical):
     with pytest.raises(ValueError, match=f"did you mean '{canonical}'"):
         method_config(alias, 32)
@@ -101,17 +106,20 @@ def test_shared_flip_excludes_per_view_flips():
         MethodConfig("amdim", 32, (ViewConfig(flip_p=0.5),), (0.5,) * 3, (0.5,) * 3, shared_flip_p=0.5)
 
 
-@pytest.mark.parametrize("kwargs, name", [
-    (dict(method="nope", image_size=32), "method"),
-    (dict(method="simclr", image_size=8), "image_size"),
-    (dict(method="simclr", image_size=32, strength=-1), "strength"),
-    (dict(method="amdim", image_size=32, jitter_mode="zoom"), "jitter_mode"),
-    (dict(method="amdim", image_size=32, translate_p=1.5), "translate_p"),
-    (dict(method="amdim", image_size=64, interpolation="nearest"), "interpolation"),
-    (dict(method="simclr", image_size=32, zoom=2), "zoom"),
-    (dict(method="simclr", image_size=32, gray_p=1.5), "gray_p"),
-    (dict(method="simclr", image_size=32, flip_p=-0.1), "flip_p"),
-])
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [
+        (dict(method="nope", image_size=32), "method"),
+        (dict(method="simclr", image_size=8), "image_size"),
+        (dict(method="simclr", image_size=32, strength=-1), "strength"),
+        (dict(method="amdim", image_size=32, jitter_mode="zoom"), "jitter_mode"),
+        (dict(method="amdim", image_size=32, translate_p=1.5), "translate_p"),
+        (dict(method="amdim", image_size=64, interpolation="nearest"), "interpolation"),
+        (dict(method="simclr", image_size=32, zoom=2), "zoom"),
+        (dict(method="simclr", image_size=32, gray_p=1.5), "gray_p"),
+        (dict(method="simclr", image_size=32, flip_p=-0.1), "flip_p"),
+    ],
+)
 def test_bad_arguments_name_the_argument(kwargs, name):
     with pytest.raises(ValueError, match=name):
         method_config(**kwargs)

@@ -44,11 +44,20 @@ def collect(method, backend, images, **kw):
     return [stats(torch.cat(o), aug.config.mean, aug.config.std) for o in outs]
 
 
-@pytest.mark.parametrize("method, kw", [
-    ("simclr", dict(blur=True)), ("moco_v2", dict(blur=True)), ("byol", dict(blur=True)),
-    ("amdim", {}), ("amdim", dict(jitter_mode="crop")), ("cpc_v2", {}), ("yadim", {}), ("simclr", {}),
-    ("eval", {}),
-])
+@pytest.mark.parametrize(
+    "method, kw",
+    [
+        ("simclr", dict(blur=True)),
+        ("moco_v2", dict(blur=True)),
+        ("byol", dict(blur=True)),
+        ("amdim", {}),
+        ("amdim", dict(jitter_mode="crop")),
+        ("cpc_v2", {}),
+        ("yadim", {}),
+        ("simclr", {}),
+        ("eval", {}),
+    ],
+)
 def test_dali_and_torchvision_statistics_agree(method, kw, make_images):
     images = make_images(N, 16, seed=7)
     dali = collect(method, "dali", images, **kw)

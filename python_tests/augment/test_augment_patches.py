@@ -7,11 +7,10 @@ import pytest
 import torch
 
 import csl_ext
-from csl_ext.augment import (Augmentation, NormalisedPatchAugment, PatchStage, make_augmentation,
-                             yadim_patch_stage)
+from csl_ext.augment import Augmentation, NormalisedPatchAugment, PatchStage, make_augmentation, yadim_patch_stage
 from csl_ext.augment.config import CIFAR_MEAN, CIFAR_STD, PatchConfig
-from csl_ext.augment.patches import augment_patches
 from csl_ext.augment.patch_stage import yadim_patch_config
+from csl_ext.augment.patches import augment_patches
 from csl_ext.ops import patchify
 
 BACKENDS = ["torchvision", "dali"]
@@ -51,8 +50,13 @@ def test_cpc_grid_equals_patchify_of_the_augmented_image(backend, images32):
     cfg = make_augmentation("cpc_v2", 32, backend=backend).config
     cfg = dataclasses.replace(cfg, patch=dataclasses.replace(cfg.patch, flip_p=0.0, color_drop_p=0.0))
     aug = Augmentation(cfg, backend)
-    grid, labels, img = next(iter(aug.loader(images32, np.arange(64), batch_size=16, num_workers=nw(backend),
-                                             return_images=True, device="cpu")))
+    grid, labels, img = next(
+        iter(
+            aug.loader(
+                images32, np.arange(64), batch_size=16, num_workers=nw(backend), return_images=True, device="cpu"
+            )
+        )
+    )
     assert grid.shape == (16, 7, 7, 3, 8, 8) and img.shape == (16, 3, 32, 32)
     torch.testing.assert_close(grid, patchify(img, 8, 4), atol=1e-5, rtol=1e-5)
 
@@ -62,9 +66,13 @@ def test_cpc_per_patch_augmentation_changes_patches(backend, images32):
     if backend == "dali":
         pytest.importorskip("nvidia.dali")
     aug = make_augmentation("cpc_v2", 32, backend=backend)
-    grid, _, img = next(iter(aug.loader(images32, np.arange(64), batch_size=16,
-                                        num_workers=nw(backend),
-                                        return_images=True, device="cpu")))
+    grid, _, img = next(
+        iter(
+            aug.loader(
+                images32, np.arange(64), batch_size=16, num_workers=nw(backend), return_images=True, device="cpu"
+            )
+        )
+    )
     plain = patchify(img, 8, 4)
     changed = ~torch.isclose(grid, plain, atol=1e-4).flatten(3).all(-1)  # (B, 7, 7)
     # colour dropping in every patch: every patch of a colourful image changes

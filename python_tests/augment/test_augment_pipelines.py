@@ -19,8 +19,7 @@ def backend_or_skip(backend):
 def loader(method, backend, images=None, labels=None, *, size=16, batch_size=8, seed=0, **kw):
     aug = make_augmentation(method, size, backend=backend_or_skip(backend), **kw)
     nw = 0 if backend == "torchvision" else 1
-    return aug.loader(images, labels, batch_size=batch_size, num_workers=nw, seed=seed,
-                      device="cpu", shuffle=False)
+    return aug.loader(images, labels, batch_size=batch_size, num_workers=nw, seed=seed, device="cpu", shuffle=False)
 
 
 def check_batch(method, batch, b, size, with_labels=True):
@@ -80,7 +79,10 @@ def test_amdim_translate_mode_runs(images16):
 @pytest.mark.parametrize("method", ["simclr", "byol", "cpc_v2", "yadim"])
 def test_seeded_determinism(method, backend, images16):
     kw = dict(blur=True) if method in ("simclr", "byol") else {}
-    run = lambda seed: [t for b in loader(method, backend, images16[:16], seed=seed, **kw) for t in b]
+
+    def run(seed):
+        return [t for b in loader(method, backend, images16[:16], seed=seed, **kw) for t in b]
+
     a, b, c = run(3), run(3), run(4)
     assert all(torch.equal(x, y) for x, y in zip(a, b))
     assert not all(torch.equal(x, y) for x, y in zip(a, c))
@@ -130,6 +132,8 @@ def test_gpu_pipeline_outputs_on_cuda(method, images16, make_images, write_folde
 
 def test_dali_output_does_not_depend_on_thread_count(images16):
     aug = make_augmentation("byol", 16, backend=backend_or_skip("dali"), blur=True)
-    run = lambda nt: [t for b in aug.loader(images16[:32], batch_size=16, num_workers=nt, seed=3,
-                                            device="cpu") for t in b]
+
+    def run(nt):
+        return [t for b in aug.loader(images16[:32], batch_size=16, num_workers=nt, seed=3, device="cpu") for t in b]
+
     assert all(torch.equal(x, y) for x, y in zip(run(1), run(2)))

@@ -77,8 +77,12 @@ def test_real_processes_shard_by_rank(backend, images16):
 def test_array_shards_cover_dataset_once_per_epoch(backend, images16):
     n, k = 10, 3
     aug = aug_or_skip(backend)
-    loaders = [aug.loader(images16[:n], np.arange(n), batch_size=3, num_workers=1, device="cpu",
-                          seed=5, shard_id=s, num_shards=k) for s in range(k)]
+    loaders = [
+        aug.loader(
+            images16[:n], np.arange(n), batch_size=3, num_workers=1, device="cpu", seed=5, shard_id=s, num_shards=k
+        )
+        for s in range(k)
+    ]
     epochs = []
     for _ in range(2):
         seen = [torch.cat([b[-1] for b in dl]).tolist() for dl in loaders]
@@ -98,8 +102,10 @@ def test_file_shards_cover_dataset_once_per_epoch(backend, write_folder):
     aug = aug_or_skip(backend)
     mean = torch.tensor(aug.config.mean).view(1, 3, 1, 1)
     std = torch.tensor(aug.config.std).view(1, 3, 1, 1)
-    loaders = [aug.loader(file_root=root, batch_size=3, num_workers=1, device="cpu", seed=0,
-                          shard_id=s, num_shards=k) for s in range(k)]
+    loaders = [
+        aug.loader(file_root=root, batch_size=3, num_workers=1, device="cpu", seed=0, shard_id=s, num_shards=k)
+        for s in range(k)
+    ]
     for _ in range(2):  # two epochs of the same loaders
         got, labels = [], []
         for dl in loaders:

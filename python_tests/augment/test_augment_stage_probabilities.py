@@ -18,13 +18,15 @@ def run_stage(backend, images, view: ViewConfig, seed=0):
     """(inputs, outputs) as float (N, 3, S, S) in [0, 1], aligned sample by sample."""
     if backend == "dali":
         pytest.importorskip("nvidia.dali")
-    cfg = MethodConfig(method="simclr", image_size=images.shape[1], views=(view,),
-                       mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))
+    cfg = MethodConfig(
+        method="simclr", image_size=images.shape[1], views=(view,), mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0)
+    )
     data = np.tile(images, (N // len(images), 1, 1, 1))
     nw = 0 if backend == "torchvision" else 2
     outs, labels = [], []
-    for v, y in Augmentation(cfg, backend).loader(data, np.arange(len(data)), batch_size=256,
-                                                  num_workers=nw, seed=seed, device="cpu"):
+    for v, y in Augmentation(cfg, backend).loader(
+        data, np.arange(len(data)), batch_size=256, num_workers=nw, seed=seed, device="cpu"
+    ):
         outs.append(v)
         labels.append(y)
     x = torch.from_numpy(data[torch.cat(labels).numpy()]).permute(0, 3, 1, 2).float() / 255
@@ -60,8 +62,7 @@ def test_flip_fraction(backend, images16):
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_colour_jitter_fraction(backend, images16):
     # brightness factor ~ U(0.2, 1.8): below 1.5/255 mean change only ~2% of the time
-    x, y = run_stage(backend, images16, ViewConfig(**OFF, jitter=ColorJitter(brightness=0.8),
-                                                   jitter_p=0.8))
+    x, y = run_stage(backend, images16, ViewConfig(**OFF, jitter=ColorJitter(brightness=0.8), jitter_p=0.8))
     frac = changed(x, y).float().mean().item()
     assert 0.8 * 0.96 - 0.04 < frac < 0.8 + 0.04
 
@@ -69,8 +70,7 @@ def test_colour_jitter_fraction(backend, images16):
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_blur_fraction(backend, images16):
     # sigma >= 1 so that every blurred image really changes
-    x, y = run_stage(backend, images16, ViewConfig(**OFF, blur_p=0.5, blur_kernel=5,
-                                                   blur_sigma=(1.0, 2.0)))
+    x, y = run_stage(backend, images16, ViewConfig(**OFF, blur_p=0.5, blur_kernel=5, blur_sigma=(1.0, 2.0)))
     assert abs(changed(x, y).float().mean().item() - 0.5) < 0.05
 
 
@@ -93,8 +93,12 @@ def test_translation_is_a_crop_of_the_reflection_padded_image(backend, images16)
     s = x.shape[-1]
     offsets = []
     for i in range(len(x)):
-        hits = [(dy, dx) for dy in range(2 * pad + 1) for dx in range(2 * pad + 1)
-                if torch.allclose(xp[i, :, dy:dy + s, dx:dx + s], y[i], atol=1e-6)]
+        hits = [
+            (dy, dx)
+            for dy in range(2 * pad + 1)
+            for dx in range(2 * pad + 1)
+            if torch.allclose(xp[i, :, dy : dy + s, dx : dx + s], y[i], atol=1e-6)
+        ]
         assert hits, f"sample {i} is no crop of the reflection-padded input"
         offsets.append(hits[0])
     counts = np.bincount([dy * (2 * pad + 1) + dx for dy, dx in offsets], minlength=25)
@@ -117,8 +121,9 @@ def run_views(backend, images, cfg: MethodConfig, seed=0):
     data = np.tile(images, (N // len(images), 1, 1, 1))
     nw = 0 if backend == "torchvision" else 2
     outs, labels = [[], []], []
-    for v0, v1, y in Augmentation(cfg, backend).loader(data, np.arange(len(data)), batch_size=256,
-                                                       num_workers=nw, seed=seed, device="cpu"):
+    for v0, v1, y in Augmentation(cfg, backend).loader(
+        data, np.arange(len(data)), batch_size=256, num_workers=nw, seed=seed, device="cpu"
+    ):
         outs[0].append(v0)
         outs[1].append(v1)
         labels.append(y)

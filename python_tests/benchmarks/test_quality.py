@@ -1,6 +1,7 @@
 """benchmarks/quality.py --quick runs the whole comparison (csl_ext trainer,
 random-init twin, lightly twin, the three protocols, kNN curves) in seconds;
 its CSV, table and curves agree with each other."""
+
 import csv
 import importlib.util
 import re
@@ -36,15 +37,22 @@ def quick_run(tmp_path_factory):
 def test_results_csv_has_every_cell(quick_run):
     rows = read(quick_run / "results.csv")
     cells = {(r["method"], r["impl"], r["seed"], r["protocol"]) for r in rows}
-    expected = {(m, i, s, p) for m in ("simclr", "byol") for i in ("csl_ext", "random_init", "lightly")
-                for s in ("0", "1") for p in ("mlp", "linear", "knn")}
+    expected = {
+        (m, i, s, p)
+        for m in ("simclr", "byol")
+        for i in ("csl_ext", "random_init", "lightly")
+        for s in ("0", "1")
+        for p in ("mlp", "linear", "knn")
+    }
     assert cells == expected and len(rows) == len(expected)
     assert all(0.0 <= float(r["accuracy"]) <= 1.0 for r in rows)
     assert {(r["steps"], r["batch_size"]) for r in rows} == {("2", "32")}  # --quick: 64 images, batch 32, 2 steps
     # the random-init twin of a seed is the encoder both trainings start from: one per seed
     for seed in ("0", "1"):
-        by_method = {m: [r["accuracy"] for r in rows if r["impl"] == "random_init" and r["seed"] == seed
-                         and r["method"] == m] for m in ("simclr", "byol")}
+        by_method = {
+            m: [r["accuracy"] for r in rows if r["impl"] == "random_init" and r["seed"] == seed and r["method"] == m]
+            for m in ("simclr", "byol")
+        }
         assert len(by_method["simclr"]) == 3
 
 
@@ -58,8 +66,11 @@ def test_table_is_the_mean_and_std_of_the_csv(quick_run):
             cells = [c.strip() for c in line.strip("|").split("|")]
             assert cells[3] == "2"  # seeds
             for col, protocol in zip(cells[4:7], ("mlp", "linear", "knn")):
-                accs = [float(r["accuracy"]) for r in rows
-                        if (r["method"], r["impl"], r["protocol"]) == (method, impl, protocol)]
+                accs = [
+                    float(r["accuracy"])
+                    for r in rows
+                    if (r["method"], r["impl"], r["protocol"]) == (method, impl, protocol)
+                ]
                 mean, std = (float(v) for v in re.findall(r"[0-9.]+", col))
                 assert mean == pytest.approx(statistics.fmean(accs), abs=6e-4)
                 assert std == pytest.approx(statistics.stdev(accs), abs=6e-4)
@@ -72,13 +83,18 @@ def test_verdicts_follow_the_numbers(quick_run):
         csl, rnd = summary[(method, "csl_ext")], summary[(method, "random_init")]
         v = quality.verdicts(summary, method)
         assert v["beats_random_init"] == (csl["linear"][0] > rnd["linear"][0] and csl["knn"][0] > rnd["knn"][0])
-        line = next(line for line in (quick_run / "quality.md").read_text().splitlines()
-                    if line.startswith(f"| {method} |") and "| csl_ext |" in line)
+        line = next(
+            line
+            for line in (quick_run / "quality.md").read_text().splitlines()
+            if line.startswith(f"| {method} |") and "| csl_ext |" in line
+        )
         assert line.rstrip(" |").endswith("yes" if v["matches_lightly"] else "**no**")
     # a made-up summary: above random init on both, and one std below lightly on MLP only
-    fake = {("m", "csl_ext"): {"mlp": (0.80, 0.01, 3), "linear": (0.9, 0.0, 3), "knn": (0.9, 0.0, 3)},
-            ("m", "random_init"): {"mlp": (0.95, 0.0, 3), "linear": (0.8, 0.0, 3), "knn": (0.8, 0.0, 3)},
-            ("m", "lightly"): {"mlp": (0.85, 0.02, 3), "linear": (0.9, 0.0, 3), "knn": (0.9, 0.0, 3)}}
+    fake = {
+        ("m", "csl_ext"): {"mlp": (0.80, 0.01, 3), "linear": (0.9, 0.0, 3), "knn": (0.9, 0.0, 3)},
+        ("m", "random_init"): {"mlp": (0.95, 0.0, 3), "linear": (0.8, 0.0, 3), "knn": (0.8, 0.0, 3)},
+        ("m", "lightly"): {"mlp": (0.85, 0.02, 3), "linear": (0.9, 0.0, 3), "knn": (0.9, 0.0, 3)},
+    }
     assert quality.verdicts(fake, "m") == {"beats_random_init": True, "matches_lightly": False}
 
 
@@ -88,11 +104,17 @@ def test_knn_curves_start_at_the_random_init_and_end_at_the_result(quick_run):
     for method in ("simclr", "byol"):
         for impl in ("csl_ext", "lightly"):
             for seed in ("0", "1"):
-                pts = {int(c["step"]): float(c["knn"]) for c in curves
-                       if (c["method"], c["impl"], c["seed"]) == (method, impl, seed)}
+                pts = {
+                    int(c["step"]): float(c["knn"])
+                    for c in curves
+                    if (c["method"], c["impl"], c["seed"]) == (method, impl, seed)
+                }
                 assert min(pts) == 0 and max(pts) == 2
-                knn = {r["impl"]: float(r["accuracy"]) for r in rows
-                       if (r["method"], r["seed"], r["protocol"]) == (method, seed, "knn")}
+                knn = {
+                    r["impl"]: float(r["accuracy"])
+                    for r in rows
+                    if (r["method"], r["seed"], r["protocol"]) == (method, seed, "knn")
+                }
                 assert pts[0] == pytest.approx(knn["random_init"], abs=1e-5)
                 assert pts[2] == pytest.approx(knn[impl], abs=1e-5)
     assert (quick_run / "knn_vs_steps.png").stat().st_size > 1000

@@ -1,5 +1,6 @@
 """Datasets read from their real on-disk formats, written here to tmp_path;
 missing or malformed files give clear errors."""
+
 import pickle
 
 import numpy as np
@@ -18,7 +19,7 @@ def test_digits_is_embedded_with_a_fixed_split():
     assert torch.equal(x[:, 0], x[:, 1])  # grey replicated to RGB
     again = load_dataset("digits", "train")
     assert np.array_equal(train.labels, again.labels) and torch.equal(train.images, again.images)
-    assert sorted(np.bincount(test.labels)) [0] >= 35  # stratified: every digit in the test split
+    assert sorted(np.bincount(test.labels))[0] >= 35  # stratified: every digit in the test split
 
 
 def _write_cifar(folder, name, n, seed):

@@ -1,6 +1,7 @@
 """Multi-process folder reading: two real gloo processes (what torchrun starts),
 each reading its own shard through the trainer's loader interface; together
 they read every file exactly once per epoch, and the Trainer runs on the folder."""
+
 import os
 import socket
 
@@ -29,16 +30,25 @@ def _free_port() -> int:
 
 
 def _worker(rank, port, root, backends, train_config, results):
-    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(WORLD), MASTER_ADDR="127.0.0.1",
-                      MASTER_PORT=str(port))
+    os.environ.update(
+        RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(WORLD), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port)
+    )
     torch.set_num_threads(1)
     dist.init_process_group("gloo")
     try:
         for backend in backends:
             aug = make_augmentation("simclr", 16, backend=backend, jitter_p=0.0, gray_p=0.0)
-            batches = PretrainBatches(ImageFolder(root, "train", 16), aug, local_batch=BATCH, rank=dist.get_rank(),
-                                      world_size=dist.get_world_size(), num_workers=0, device=torch.device("cpu"),
-                                      seed=5, with_labels=True)
+            batches = PretrainBatches(
+                ImageFolder(root, "train", 16),
+                aug,
+                local_batch=BATCH,
+                rank=dist.get_rank(),
+                world_size=dist.get_world_size(),
+                num_workers=0,
+                device=torch.device("cpu"),
+                seed=5,
+                with_labels=True,
+            )
             mean, std = torch.tensor(aug.config.mean).view(1, 3, 1, 1), torch.tensor(aug.config.std).view(1, 3, 1, 1)
             for epoch in range(2):
                 ids, labels = [], []
@@ -60,10 +70,23 @@ def test_two_processes_read_disjoint_shards_covering_the_folder_once_per_epoch(t
         folder.mkdir(parents=True, exist_ok=True)
         Image.fromarray(np.full((18, 20, 3), 10 + 10 * i, np.uint8)).save(folder / f"{i:02d}.png")
     backends = ["torchvision"] + (["dali"] if dali_available() else [])
-    cfg = TrainConfig(method="simclr", method_kwargs={"arch": "resnet18", "width": 4, "hidden_dim": 16, "proj_dim": 8},
-                      dataset="folder", data_root=str(tmp_path), image_size=16, epochs=1, batch_size=8,
-                      num_workers=0, backend="torchvision", output_dir=str(tmp_path / "run"), max_steps=2,
-                      progress=False, tensorboard=False, knn_images=12, knn_every=1)  # kNN on rank 0, every step
+    cfg = TrainConfig(
+        method="simclr",
+        method_kwargs={"arch": "resnet18", "width": 4, "hidden_dim": 16, "proj_dim": 8},
+        dataset="folder",
+        data_root=str(tmp_path),
+        image_size=16,
+        epochs=1,
+        batch_size=8,
+        num_workers=0,
+        backend="torchvision",
+        output_dir=str(tmp_path / "run"),
+        max_steps=2,
+        progress=False,
+        tensorboard=False,
+        knn_images=12,
+        knn_every=1,
+    )  # kNN on rank 0, every step
     results = mp.Manager().dict()
     mp.spawn(_worker, args=(_free_port(), str(tmp_path), backends, cfg, results), nprocs=WORLD, join=True)
 

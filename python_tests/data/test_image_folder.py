@@ -1,6 +1,7 @@
 """Image folders on real JPEG / PNG files: the file list, clear errors for bad
 layouts, and unreadable files (an error naming the file, or skipped with a
 warning) through both loaders, never a hang or a wrong label."""
+
 import os
 import warnings
 

@@ -1,4 +1,5 @@
 """AMDIMEncoder and the CPC patch encoder: output shapes at 32, 64, 128 px."""
+
 import pytest
 import torch
 import torchvision

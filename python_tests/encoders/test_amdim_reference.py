@@ -9,6 +9,7 @@ with the same weights, starts from the same initialisation, and so starts
 with initial NCE scores of the reference's size: the old encoder (no BN on
 the embeddings, default init) gave scores ~100x smaller.
 """
+
 import math
 
 import pytest
@@ -97,13 +98,24 @@ class RefEncoder(nn.Module):
         c7 = ndf * wide
         layers = [RefConv(3, ndf, 5, 2, pad=2), RefConv(ndf, ndf, 3, 1)] if size == 128 else [RefConv(3, ndf, 3, 1)]
         if size == 32:
-            layers += [RefResNxN(ndf, ndf, 1, 1, use_bn), ref_block(ndf, 2 * ndf, 4, 2, depth, use_bn),
-                       ref_block(2 * ndf, 4 * ndf, 2, 2, depth, use_bn)]
+            layers += [
+                RefResNxN(ndf, ndf, 1, 1, use_bn),
+                ref_block(ndf, 2 * ndf, 4, 2, depth, use_bn),
+                ref_block(2 * ndf, 4 * ndf, 2, 2, depth, use_bn),
+            ]
         else:
-            layers += [ref_block(ndf, 2 * ndf, 4, 2, depth, use_bn), ref_block(2 * ndf, 4 * ndf, 4, 2, depth, use_bn),
-                       ref_block(4 * ndf, 8 * ndf, 2, 2, depth, use_bn)]
-        layers += [RefMaybeBN(c7, use_bn), ref_block(c7, c7, 3, 1, depth, use_bn),
-                   ref_block(c7, c7, 3, 1, depth, use_bn), RefResNxN(c7, n_rkhs, 3, 1, use_bn), nn.BatchNorm2d(n_rkhs)]
+            layers += [
+                ref_block(ndf, 2 * ndf, 4, 2, depth, use_bn),
+                ref_block(2 * ndf, 4 * ndf, 4, 2, depth, use_bn),
+                ref_block(4 * ndf, 8 * ndf, 2, 2, depth, use_bn),
+            ]
+        layers += [
+            RefMaybeBN(c7, use_bn),
+            ref_block(c7, c7, 3, 1, depth, use_bn),
+            ref_block(c7, c7, 3, 1, depth, use_bn),
+            RefResNxN(c7, n_rkhs, 3, 1, use_bn),
+            nn.BatchNorm2d(n_rkhs),
+        ]
         self.layer_list = nn.ModuleList(layers)
         self.rkhs_7 = RefRKHS(c7, n_rkhs, use_bn)
         self.rkhs_5 = RefRKHS(c7, n_rkhs, use_bn)
@@ -165,8 +177,9 @@ def test_same_layers_in_the_same_order_and_same_embeddings(size, ndf, n_rkhs, de
 @pytest.mark.parametrize("size,ndf,n_rkhs,depth,use_bn", CONFIGS[:2])
 def test_initialisation_is_the_references(size, ndf, n_rkhs, depth, use_bn):
     """Same seed, same construction order of the random layers: identical initial weights."""
-    ours_calls = called_layers(AMDIMEncoder(ndf=ndf, n_rkhs=n_rkhs, depth=depth, image_size=size, use_bn=use_bn),
-                               torch.randn(2, 3, size, size))
+    ours_calls = called_layers(
+        AMDIMEncoder(ndf=ndf, n_rkhs=n_rkhs, depth=depth, image_size=size, use_bn=use_bn), torch.randn(2, 3, size, size)
+    )
     ref_calls = called_layers(RefEncoder(ndf, n_rkhs, depth, size, use_bn), torch.randn(2, 3, size, size))
     for (kind, _, a), (_, _, b) in zip(ours_calls, ref_calls):
         for pa, pb in zip(a.parameters(), b.parameters()):

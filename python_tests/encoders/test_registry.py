@@ -1,6 +1,7 @@
 """The encoder registry: every entry builds at a small width and returns the
 documented features and maps at 32 and 64 px; widths, stems and norms do
 what they say; bad arguments fail with a message naming them."""
+
 import pytest
 import torch
 from torch import nn
@@ -121,16 +122,19 @@ def test_method_side_builders():
     assert not any(isinstance(m, nn.BatchNorm2d) for m in patch.modules())
 
 
-@pytest.mark.parametrize("call, match", [
-    (lambda: build_encoder("resnet7"), "encoder must be one of"),
-    (lambda: build_encoder("resnet18", width=0), "width must be a number > 0"),
-    (lambda: build_encoder("resnet18", stem="huge"), "stem must be one of"),
-    (lambda: build_encoder("resnet18", norm="instance"), "norm must be one of"),
-    (lambda: build_encoder("resnet18", depth=3), "encoder_kwargs for 'resnet18'"),
-    (lambda: build_encoder("amdim", image_size=32, stem="imagenet"), "does not fit image_size=32"),
-    (lambda: build_encoder("cpc_resnet", stem="imagenet"), "stem must be 'cifar' for the cpc_resnet"),
-    (lambda: build_patch_encoder("amdim", 32), "cannot encode CPC's patches"),
-])
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (lambda: build_encoder("resnet7"), "encoder must be one of"),
+        (lambda: build_encoder("resnet18", width=0), "width must be a number > 0"),
+        (lambda: build_encoder("resnet18", stem="huge"), "stem must be one of"),
+        (lambda: build_encoder("resnet18", norm="instance"), "norm must be one of"),
+        (lambda: build_encoder("resnet18", depth=3), "encoder_kwargs for 'resnet18'"),
+        (lambda: build_encoder("amdim", image_size=32, stem="imagenet"), "does not fit image_size=32"),
+        (lambda: build_encoder("cpc_resnet", stem="imagenet"), "stem must be 'cifar' for the cpc_resnet"),
+        (lambda: build_patch_encoder("amdim", 32), "cannot encode CPC's patches"),
+    ],
+)
 def test_bad_arguments(call, match):
     with pytest.raises(ValueError, match=match):
         call()

@@ -1,5 +1,6 @@
 """SplitBatchNorm equals one nn.BatchNorm2d per interleaved sub-batch, and
 is plain batch norm in eval mode."""
+
 import pytest
 import torch
 from torch import nn
@@ -67,8 +68,14 @@ def test_differs_from_whole_batch_statistics_and_eval_is_plain_batch_norm():
 
 def test_convert_keeps_state_and_checks_arguments():
     torch.manual_seed(2)
-    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.Sequential(nn.ReLU(), nn.BatchNorm2d(4)),
-                        nn.Flatten(), nn.Linear(36, 5), nn.BatchNorm1d(5))
+    net = nn.Sequential(
+        nn.Conv2d(3, 4, 3),
+        nn.BatchNorm2d(4),
+        nn.Sequential(nn.ReLU(), nn.BatchNorm2d(4)),
+        nn.Flatten(),
+        nn.Linear(36, 5),
+        nn.BatchNorm1d(5),
+    )
     net[1].running_mean.normal_()
     state = {k: v.clone() for k, v in net.state_dict().items()}
     net = convert_split_batchnorm(net, 4)

@@ -1,4 +1,5 @@
 """Eval tests train small probes: one intra-op thread (see python_tests/conftest.py)."""
+
 import pytest
 
 

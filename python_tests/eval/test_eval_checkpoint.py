@@ -1,4 +1,5 @@
 """python -m csl_ext.eval.evaluate_checkpoint end to end on a tiny SimCLR."""
+
 import os
 import subprocess
 import sys
@@ -13,8 +14,16 @@ KWARGS = dict(arch="resnet18", width=8, hidden_dim=32, proj_dim=16)  # 64-d feat
 
 
 def save_checkpoint(path, method, **extra):
-    ckpt = dict(method="simclr", method_kwargs=KWARGS, model=method.state_dict(), dataset="digits",
-                data_root=None, image_size=32, epoch=3, step=42)
+    ckpt = dict(
+        method="simclr",
+        method_kwargs=KWARGS,
+        model=method.state_dict(),
+        dataset="digits",
+        data_root=None,
+        image_size=32,
+        epoch=3,
+        step=42,
+    )
     ckpt.update(extra)
     torch.save(ckpt, path)
     return path
@@ -57,8 +66,10 @@ def test_random_init_is_evaluated_too(checkpoint, capsys):
     rows = table(capsys.readouterr().out)
     assert set(res) == {"trained", "random_init"}
     assert len(rows["knn"]) == 2
-    assert rows["knn"] == [pytest.approx(res["trained"]["knn"], abs=1e-4),
-                           pytest.approx(res["random_init"]["knn"], abs=1e-4)]
+    assert rows["knn"] == [
+        pytest.approx(res["trained"]["knn"], abs=1e-4),
+        pytest.approx(res["random_init"]["knn"], abs=1e-4),
+    ]
 
 
 def test_rebuild_loads_the_weights_and_random_init_is_seeded(checkpoint):
@@ -102,10 +113,23 @@ def test_unknown_protocol(checkpoint):
 
 
 def test_command_line(checkpoint):
-    out = subprocess.run([sys.executable, "-m", "csl_ext.eval.evaluate_checkpoint", str(checkpoint[0]),
-                          "--protocols", "knn", "--device", "cpu"],
-                         capture_output=True, text=True, timeout=300, check=True,
-                         env={**os.environ, "OMP_NUM_THREADS": "1"}).stdout
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "csl_ext.eval.evaluate_checkpoint",
+            str(checkpoint[0]),
+            "--protocols",
+            "knn",
+            "--device",
+            "cpu",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    ).stdout
     assert list(table(out)) == ["knn"]
 
 
@@ -114,8 +138,9 @@ def test_evaluates_a_folder_checkpoint(tmp_path, image_folder, capsys):
     val classes that differ from train's are refused."""
     root = image_folder(per_class={"train": 6, "val": 3}, classes=3, size=20)
     torch.manual_seed(0)
-    path = save_checkpoint(tmp_path / "folder.pt", build_method("simclr", **KWARGS), dataset="folder", data_root=root,
-                           image_size=16)
+    path = save_checkpoint(
+        tmp_path / "folder.pt", build_method("simclr", **KWARGS), dataset="folder", data_root=root, image_size=16
+    )
     res = main([str(path), "--protocols", "knn", "--device", "cpu", "--num-workers", "2"])
     out = capsys.readouterr().out
     assert "dataset folder (18 train / 9 test images)" in out and 0 <= res["trained"]["knn"] <= 1

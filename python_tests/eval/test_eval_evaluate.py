@@ -1,4 +1,5 @@
 """evaluate_encoder on the embedded digits data."""
+
 import pytest
 import torch
 from torch import nn
@@ -14,8 +15,13 @@ def digits():
 
 def tiny_conv(seed=0):
     torch.manual_seed(seed)
-    return nn.Sequential(nn.Conv2d(3, 16, 3, stride=2, padding=1), nn.BatchNorm2d(16), nn.ReLU(),
-                         nn.Conv2d(16, 32, 3, stride=2, padding=1), nn.ReLU())  # N x 32 x 8 x 8, pooled
+    return nn.Sequential(
+        nn.Conv2d(3, 16, 3, stride=2, padding=1),
+        nn.BatchNorm2d(16),
+        nn.ReLU(),
+        nn.Conv2d(16, 32, 3, stride=2, padding=1),
+        nn.ReLU(),
+    )  # N x 32 x 8 x 8, pooled
 
 
 def test_knn_on_raw_digit_pixels_is_well_above_chance(digits):

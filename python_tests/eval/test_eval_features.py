@@ -1,4 +1,5 @@
 """extract_features: frozen, normalised, pooled, deterministic."""
+
 import pytest
 import torch
 from torch import nn

@@ -1,4 +1,5 @@
 """Weighted kNN (InstDisc, Wu et al. 2018) against a brute-force loop."""
+
 import math
 
 import pytest
@@ -54,9 +55,14 @@ def test_knn_is_scale_invariant_and_clamps_k():
     assert torch.equal(knn_predict(x, y, q, k=100), knn_predict(x, y, q, k=10))  # k > N uses all N
 
 
-@pytest.mark.parametrize("kwargs,name", [
-    (dict(k=0), "k"), (dict(k=2.5), "k"), (dict(temperature=0.0), "temperature"),
-])
+@pytest.mark.parametrize(
+    "kwargs,name",
+    [
+        (dict(k=0), "k"),
+        (dict(k=2.5), "k"),
+        (dict(temperature=0.0), "temperature"),
+    ],
+)
 def test_knn_bad_hyper_parameters(kwargs, name):
     x, y = torch.randn(8, 3), torch.randint(0, 2, (8,))
     with pytest.raises(ValueError, match=name):

@@ -1,4 +1,5 @@
 """MLP (the paper's 1024-unit protocol) and linear probes on synthetic features."""
+
 import pytest
 import torch
 from torch import nn
@@ -65,10 +66,16 @@ def test_probe_handles_a_last_batch_of_one():
     assert 0 <= mlp_probe(x, y, x, y, epochs=2, batch_size=64).accuracy <= 1
 
 
-@pytest.mark.parametrize("kwargs,name", [
-    (dict(hidden=0), "hidden"), (dict(epochs=0), "epochs"), (dict(batch_size=0), "batch_size"),
-    (dict(lr=0.0), "lr"), (dict(weight_decay=-1.0), "weight_decay"),
-])
+@pytest.mark.parametrize(
+    "kwargs,name",
+    [
+        (dict(hidden=0), "hidden"),
+        (dict(epochs=0), "epochs"),
+        (dict(batch_size=0), "batch_size"),
+        (dict(lr=0.0), "lr"),
+        (dict(weight_decay=-1.0), "weight_decay"),
+    ],
+)
 def test_mlp_probe_bad_arguments(kwargs, name):
     x, y = separable(32)
     with pytest.raises(ValueError, match=name):

@@ -1,4 +1,5 @@
 """amdim_nce on the fused op against references written from the formula."""
+
 import importlib
 import math
 
@@ -15,7 +16,10 @@ pytestmark = pytest.mark.skipif(not csl_ext.has_extension(), reason="csl_ext._C 
 def loop_reference(anchor, positives, tclip, reg_coef):
     """The AMDIM formula one (anchor, location) at a time: tiny sizes only."""
     b, d, h, w = positives.shape
-    raw = [[[anchor[i] @ positives[j, :, y, x] / math.sqrt(d) for y in range(h) for x in range(w)] for j in range(b)] for i in range(b)]
+    raw = [
+        [[anchor[i] @ positives[j, :, y, x] / math.sqrt(d) for y in range(h) for x in range(w)] for j in range(b)]
+        for i in range(b)
+    ]
     raw = torch.stack([torch.stack([torch.stack(r) for r in row]) for row in raw])  # B x B x HW
     reg = reg_coef * (raw**2).mean()
     s = tclip * torch.tanh(raw / tclip)
@@ -46,7 +50,9 @@ def test_reference_matches_loop():
 
 
 @pytest.mark.parametrize("layout", ["nchw", "channels_last", "strided"])
-@pytest.mark.parametrize("b,d,h,w,tclip", [(5, 7, 3, 2, 10.0), (4, 9, 1, 1, 1.5), (7, 3, 5, 5, 0.7), (1, 6, 3, 3, 10.0)])
+@pytest.mark.parametrize(
+    "b,d,h,w,tclip", [(5, 7, 3, 2, 10.0), (4, 9, 1, 1, 1.5), (7, 3, 5, 5, 0.7), (1, 6, 3, 3, 10.0)]
+)
 def test_matches_reference_with_grads(device, layout, b, d, h, w, tclip):
     anchor, positives = _maps(b, d, h, w, torch.float64, device, layout)
     loss, reg = amdim_nce(anchor, positives, tclip=tclip, reg_coef=0.3)

@@ -1,6 +1,7 @@
 """The losses inside compiled and captured training steps: torch.compile with
 no graph break (CPU), no host-device synchronisation and CUDA-graph capture
 (CUDA, skipped without a device), and the one switch of the value checks."""
+
 import pytest
 import torch
 from torch import nn

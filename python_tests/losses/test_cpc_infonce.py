@@ -1,4 +1,5 @@
 """cpc_infonce on the fused op against references written from the formula."""
+
 import pytest
 import torch
 
@@ -46,7 +47,9 @@ def test_reference_matches_loop():
 
 
 @pytest.mark.parametrize("layout", ["nchw", "channels_last", "strided"])
-@pytest.mark.parametrize("b,d,h,w,offsets", [(3, 5, 5, 3, (1, 3, 4)), (2, 7, 7, 7, (1, 2, 3, 4, 5, 6)), (1, 4, 2, 5, (1,))])
+@pytest.mark.parametrize(
+    "b,d,h,w,offsets", [(3, 5, 5, 3, (1, 3, 4)), (2, 7, 7, 7, (1, 2, 3, 4, 5, 6)), (1, 4, 2, 5, (1,))]
+)
 def test_matches_reference_with_grads(device, layout, b, d, h, w, offsets):
     preds, targets = _grid(b, d, h, w, offsets, torch.float64, device, layout)
     loss = cpc_infonce(preds, targets, offsets, scale=0.7)
@@ -62,9 +65,7 @@ def test_matches_reference_with_grads(device, layout, b, d, h, w, offsets):
 
 def test_repeated_offsets_and_any_order():
     preds, targets = _grid(2, 4, 5, 2, (3, 1, 3), torch.float64, "cpu")
-    torch.testing.assert_close(
-        cpc_infonce(preds, targets, [3, 1, 3]), cpc_infonce_reference(preds, targets, [3, 1, 3])
-    )
+    torch.testing.assert_close(cpc_infonce(preds, targets, [3, 1, 3]), cpc_infonce_reference(preds, targets, [3, 1, 3]))
 
 
 def test_gradcheck(device):

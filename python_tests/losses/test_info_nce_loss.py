@@ -1,4 +1,5 @@
 """MoCo's InfoNCE against the reference's logits + cross-entropy form."""
+
 import pytest
 import torch
 import torch.nn.functional as F

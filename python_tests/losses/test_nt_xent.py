@@ -1,9 +1,9 @@
 """NT-Xent against SimCLR's Algorithm 1 written out term by term."""
+
 import math
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from csl_ext.losses import NTXentLoss, nt_xent
 

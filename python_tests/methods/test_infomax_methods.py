@@ -1,5 +1,6 @@
 """AMDIM, CPC v2 and YADIM: the defaults their papers' code used (optimiser,
 schedule, tclip, CPC steps / directions / target size / scale, encoders)."""
+
 import pytest
 import torch
 

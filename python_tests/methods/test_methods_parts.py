@@ -1,5 +1,6 @@
 """The parts the methods add: LARS, the warm-up + cosine schedule, BYOL's
 loss and tau schedule, the ResNet encoder and MoCo's queue."""
+
 import copy
 import math
 
@@ -52,7 +53,9 @@ def test_resnet_encoder_shapes_and_torchvision_equivalence():
 
     enc = ResNetEncoder("resnet18", cifar_stem=False, width=64)
     ref = torchvision.models.resnet18()
-    assert sum(p.numel() for p in enc.parameters()) == sum(p.numel() for n, p in ref.named_parameters() if not n.startswith("fc."))
+    assert sum(p.numel() for p in enc.parameters()) == sum(
+        p.numel() for n, p in ref.named_parameters() if not n.startswith("fc.")
+    )
     small = ResNetEncoder("resnet10", cifar_stem=True, width=8)
     assert small(torch.randn(2, 3, 32, 32)).shape == (2, 64)
     with pytest.raises(ValueError, match="arch must be one of"):
@@ -67,7 +70,9 @@ def test_moco_queue_replaces_oldest_keys_and_key_encoder_moves_slowly():
     old = moco.queue.clone()
     x = torch.randn(4, 3, 16, 16)
     moco((x, x))
-    assert int(moco.queue_ptr) == 4 and torch.equal(moco.queue[4:], old[4:]) and not torch.equal(moco.queue[:4], old[:4])
+    assert (
+        int(moco.queue_ptr) == 4 and torch.equal(moco.queue[4:], old[4:]) and not torch.equal(moco.queue[:4], old[:4])
+    )
     torch.testing.assert_close(moco.queue[:4].norm(dim=1), torch.ones(4))
     with pytest.raises(ValueError, match="queue_size"):
         moco.check_batch_size(8)

@@ -1,5 +1,6 @@
 """Every method trains on real data (the embedded digits): a few optimiser
 steps on one augmented batch lower its loss, with nothing non-finite."""
+
 import numpy as np
 import pytest
 import torch

@@ -1,6 +1,7 @@
 """SimCLR's head as its authors' code, BYOL's per-view passes and own target
 BN statistics, the optimiser choice and the short-run rules of SimCLR, MoCo
 v2 and BYOL."""
+
 import copy
 
 import pytest
@@ -85,8 +86,11 @@ def test_byol_target_batch_norm_statistics_are_its_own():
         target_before(x2)
     for (name, mine), expected in zip(byol.target_encoder.named_buffers(), target_before.buffers()):
         torch.testing.assert_close(mine, expected, msg=name)
-    means = [(t, o) for (n, t), o in zip(byol.target_encoder.named_buffers(), byol.encoder.buffers())
-             if n.endswith("running_mean")]
+    means = [
+        (t, o)
+        for (n, t), o in zip(byol.target_encoder.named_buffers(), byol.encoder.buffers())
+        if n.endswith("running_mean")
+    ]
     assert any(not torch.allclose(t, o) for t, o in means), "target BN buffers were copied from the online network"
 
 

@@ -1,6 +1,7 @@
 """GlobalBatchNorm in two real gloo processes equals nn.BatchNorm on the
 concatenated batch: outputs, input gradients, weight gradients and running
 statistics; csl_ext.distributed.all_reduce_sum sums values and gradients."""
+
 import os
 import socket
 
@@ -35,8 +36,16 @@ def _worker(rank, port, x, weights, results):
         xi = x[rank].clone().requires_grad_(True)
         y = bn(xi)
         (y * weights[rank]).sum().backward()
-        results[rank] = (total.detach(), v.grad, y.detach(), xi.grad, bn.weight.grad, bn.bias.grad,
-                         bn.running_mean, bn.running_var)
+        results[rank] = (
+            total.detach(),
+            v.grad,
+            y.detach(),
+            xi.grad,
+            bn.weight.grad,
+            bn.bias.grad,
+            bn.running_mean,
+            bn.running_var,
+        )
     finally:
         dist.destroy_process_group()
 

@@ -2,6 +2,7 @@
 materialised formula of csl_ext.ops.amdim_nce_reference: both candidate
 layouts (rows and in-place maps), anchor block offsets and device-side
 weight factors."""
+
 import math
 
 import pytest
@@ -24,8 +25,16 @@ def _op(anchor, maps, tclip, reg_coef, layout="rows", block_offset=0, factors=No
     else:
         candidates = maps.reshape(k, d, hw)
     loss_rows, square_rows, grad_a, grad_c = torch.ops.csl_ext.amdim_nce(
-        anchor, candidates, factors, hw, block_offset, 1 / math.sqrt(d), tclip, 1 / (n * hw),
-        reg_coef / (n * k * hw), compute_grad,
+        anchor,
+        candidates,
+        factors,
+        hw,
+        block_offset,
+        1 / math.sqrt(d),
+        tclip,
+        1 / (n * hw),
+        reg_coef / (n * k * hw),
+        compute_grad,
     )
     loss = loss_rows.sum() / (n * hw)
     reg = reg_coef * square_rows.sum() / (n * k * hw)

@@ -1,4 +1,5 @@
 """The fused InfoNCE op against its materialised reference."""
+
 import pytest
 import torch
 
@@ -149,9 +150,7 @@ def test_many_tiles_match_reference():
     lse = info_nce_lse(a, b, scale=0.5, row_weight=torch.ones(600, dtype=torch.float64))
     ref = info_nce_lse_reference(a, b, scale=0.5)
     torch.testing.assert_close(lse, ref)
-    torch.testing.assert_close(
-        torch.autograd.grad(lse.sum(), (a, b)), torch.autograd.grad(ref.sum(), (a, b))
-    )
+    torch.testing.assert_close(torch.autograd.grad(lse.sum(), (a, b)), torch.autograd.grad(ref.sum(), (a, b)))
 
 
 def test_empty_inputs(device):
@@ -222,7 +221,10 @@ def test_cuda_build_registers_a_cuda_kernel():
         (lambda: info_nce_lse(torch.randn(3, 4), torch.randn(3, 4).double()), "same dtype"),
         (lambda: info_nce_lse(torch.randint(0, 3, (3, 4)), torch.randint(0, 3, (3, 4))), "floating dtype"),
         (lambda: info_nce_lse(torch.randn(3, 4), torch.randn(5, 4), mask="diag"), "needs N == M"),
-        (lambda: info_nce_lse(torch.randn(3, 4), torch.randn(5, 4), mask="diag", row_offset=3), "N \\+ row_offset <= M"),
+        (
+            lambda: info_nce_lse(torch.randn(3, 4), torch.randn(5, 4), mask="diag", row_offset=3),
+            "N \\+ row_offset <= M",
+        ),
         (lambda: info_nce_lse(torch.randn(3, 4), torch.randn(5, 4), mask="block", block_size=2), "divides M=5"),
         (lambda: info_nce_lse(torch.randn(3, 4), torch.randn(5, 4), mask="rows"), "mask must be one of"),
         (lambda: info_nce_lse(torch.randn(3, 4), torch.randn(5, 4), softcap=-1.0), "softcap"),

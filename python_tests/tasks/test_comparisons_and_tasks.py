@@ -1,4 +1,5 @@
 """Comparison specs, the AMDIM / YADIM feature-map task and the CPC task."""
+
 import pytest
 import torch
 

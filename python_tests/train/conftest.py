@@ -1,4 +1,5 @@
 """Tiny training configs shared by the trainer tests (seconds on 2 CPU cores)."""
+
 import pytest
 import torch
 
@@ -14,9 +15,23 @@ TINY = {
 
 def tiny_config(output_dir, method="simclr", **overrides) -> TrainConfig:
     """32 digits images, batch 8: 4 steps per epoch."""
-    kw = dict(method=method, method_kwargs=dict(TINY[method]), dataset="digits", image_size=16, subset=32,
-              epochs=2, batch_size=8, num_workers=0, seed=3, output_dir=str(output_dir), backend="torchvision",
-              log_every=1, progress=False, tensorboard=False, knn_images=0)
+    kw = dict(
+        method=method,
+        method_kwargs=dict(TINY[method]),
+        dataset="digits",
+        image_size=16,
+        subset=32,
+        epochs=2,
+        batch_size=8,
+        num_workers=0,
+        seed=3,
+        output_dir=str(output_dir),
+        backend="torchvision",
+        log_every=1,
+        progress=False,
+        tensorboard=False,
+        knn_images=0,
+    )
     kw.update(overrides)
     return TrainConfig(**kw)
 

@@ -1,6 +1,7 @@
 """User errors on the command line: one line `<prog>: error: ...`, exit
 status 2, no traceback; bugs keep their traceback. The real commands run in
 subprocesses (the installed csl-train console script when there is one)."""
+
 import os
 import shutil
 import subprocess
@@ -13,8 +14,11 @@ import torch
 from csl_ext._cli_errors import closest, run_cli
 
 ROOT = Path(__file__).resolve().parents[2]
-ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
-       "OMP_NUM_THREADS": "1"}
+ENV = {
+    **os.environ,
+    "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+    "OMP_NUM_THREADS": "1",
+}
 ENV.pop("CSL_EXT_TRACEBACK", None)
 
 
@@ -41,16 +45,22 @@ def assert_one_line_error(result, prog: str, *fragments: str) -> None:
 FAST = ["--no-progress", "--max-steps", "1", "--backend", "torchvision"]  # every error comes before step 1
 
 
-@pytest.mark.parametrize("args, fragments", [
-    (["--method", "simclr2"], ["method must be one of", "'byol'", "did you mean 'simclr'?"]),
-    (["--method", "simclr", "--method-kwargs", '{"tempreature": 0.5}'],
-     ["simclr has no keyword 'tempreature'", "did you mean 'temperature'?", "'base_lr'"]),
-    (["--dataset", "cifar10", "--data-root", "missing_dir"], ["data_root 'missing_dir' does not exist"]),
-    (["--eval-protocols", "mlp,svm"], ["protocols must be a non-empty subset of", "'svm'"]),
-])
+@pytest.mark.parametrize(
+    "args, fragments",
+    [
+        (["--method", "simclr2"], ["method must be one of", "'byol'", "did you mean 'simclr'?"]),
+        (
+            ["--method", "simclr", "--method-kwargs", '{"tempreature": 0.5}'],
+            ["simclr has no keyword 'tempreature'", "did you mean 'temperature'?", "'base_lr'"],
+        ),
+        (["--dataset", "cifar10", "--data-root", "missing_dir"], ["data_root 'missing_dir' does not exist"]),
+        (["--eval-protocols", "mlp,svm"], ["protocols must be a non-empty subset of", "'svm'"]),
+    ],
+)
 def test_csl_train_user_errors(tmp_path, args, fragments):
-    assert_one_line_error(run(csl_train() + args + FAST + ["--output-dir", str(tmp_path / "run")], tmp_path),
-                          "csl-train", *fragments)
+    assert_one_line_error(
+        run(csl_train() + args + FAST + ["--output-dir", str(tmp_path / "run")], tmp_path), "csl-train", *fragments
+    )
 
 
 def test_csl_train_resume_from_a_file_that_is_not_a_checkpoint(tmp_path):

@@ -1,6 +1,7 @@
 """Every examples/train_<method>.py runs as written, with its own defaults
 (method kwargs, batch size, image size, digits): one optimiser step, then a
 checkpoint. The full runs and their accuracies are in the README."""
+
 import runpy
 import sys
 from pathlib import Path
@@ -24,8 +25,17 @@ def test_there_is_one_example_per_method():
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.stem)
 def test_example_trains_one_step_with_its_defaults(example, tmp_path, monkeypatch):
     out = tmp_path / "run"
-    argv = [str(example), "--max-steps", "1", "--no-eval", "--no-progress", "--num-workers", "0",
-            "--output-dir", str(out)]
+    argv = [
+        str(example),
+        "--max-steps",
+        "1",
+        "--no-eval",
+        "--no-progress",
+        "--num-workers",
+        "0",
+        "--output-dir",
+        str(out),
+    ]
     monkeypatch.setattr(sys, "argv", argv)
     with pytest.raises(SystemExit) as exit_info:
         runpy.run_path(str(example), run_name="__main__")

@@ -1,4 +1,5 @@
 """Atomic checkpoints: a crash mid-write keeps the previous file intact."""
+
 import os
 
 import pytest

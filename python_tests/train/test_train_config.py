@@ -1,8 +1,9 @@
 """Bad configurations are rejected with a ValueError naming the argument."""
+
 import pytest
+from conftest import tiny_config
 
 from csl_ext.train import TrainConfig, train
-from conftest import tiny_config
 
 
 def test_unknown_method(tmp_path):
@@ -33,8 +34,10 @@ def test_dataset_path_that_does_not_exist(tmp_path):
         train(tiny_config(tmp_path, dataset="cifar10"))
 
 
-@pytest.mark.parametrize("field,value", [("epochs", 0), ("batch_size", 0), ("backend", "opencv"),
-                                         ("max_steps", 0), ("amp", "fp8"), ("image_size", 8)])
+@pytest.mark.parametrize(
+    "field,value",
+    [("epochs", 0), ("batch_size", 0), ("backend", "opencv"), ("max_steps", 0), ("amp", "fp8"), ("image_size", 8)],
+)
 def test_other_bad_values_name_the_argument(field, value):
     with pytest.raises(ValueError, match=field):
         TrainConfig(**{field: value}).validate()

@@ -1,6 +1,7 @@
 """Two real gloo processes: the trainer's DDP setup (init from the environment,
 global batch norm, DistributedDataParallel) gives SimCLR the same gradients
 as one process on the concatenated batch, and the Trainer runs under it."""
+
 import os
 import socket
 
@@ -25,8 +26,9 @@ def _free_port() -> int:
 
 def _worker(rank, port, x1, x2, train_config, results):
     # what torchrun sets
-    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(WORLD),
-                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    os.environ.update(
+        RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(WORLD), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port)
+    )
     torch.set_num_threads(1)
     assert init_distributed()  # joins the group with gloo (no GPU)
     try:

@@ -2,6 +2,7 @@
 SimCLR, YADIM and CPC v2 through the API and the csl-train command, exact
 resume on the folder path (max_steps and SIGTERM), the online kNN monitor,
 and no materialised copy of in-memory datasets."""
+
 import csv
 import math
 import os
@@ -12,27 +13,40 @@ import sys
 import numpy as np
 import pytest
 import torch
+from conftest import assert_same_weights, tiny_config
 
 from csl_ext.augment.factory import dali_available
-from csl_ext.train import Trainer, TrainConfig, train
+from csl_ext.train import TrainConfig, Trainer, train
 from csl_ext.train.knn_monitor import KnnMonitor
-from conftest import assert_same_weights, tiny_config
 
 BACKENDS = ["torchvision", pytest.param("dali", marks=pytest.mark.skipif(not dali_available(), reason="no DALI"))]
 # width-8 encoders at the smallest size each method takes (AMDIM / YADIM presets start at 32 px)
 FOLDER_RUNS = {
     "simclr": ({"arch": "resnet18", "width": 8, "hidden_dim": 16, "proj_dim": 8}, 16),  # takes no image_size
     "yadim": ({"ndf": 8, "n_rkhs": 32, "depth": 1, "warmup_epochs": 0}, 32),
-    "cpc_v2": ({"blocks": (1, 1), "width": 8, "offsets": (1, 2), "context_blocks": 1,
-                "warmup_epochs": 0}, 16),
+    "cpc_v2": ({"blocks": (1, 1), "width": 8, "offsets": (1, 2), "context_blocks": 1, "warmup_epochs": 0}, 16),
 }
 
 
 def folder_config(root, output_dir, method="simclr", **overrides) -> TrainConfig:
     kwargs, size = FOLDER_RUNS[method]
-    kw = dict(method=method, method_kwargs=dict(kwargs), dataset="folder", data_root=root, image_size=size, epochs=2,
-              batch_size=8, num_workers=0, seed=1, output_dir=str(output_dir), backend="torchvision", log_every=1,
-              progress=False, tensorboard=False, knn_images=0)
+    kw = dict(
+        method=method,
+        method_kwargs=dict(kwargs),
+        dataset="folder",
+        data_root=root,
+        image_size=size,
+        epochs=2,
+        batch_size=8,
+        num_workers=0,
+        seed=1,
+        output_dir=str(output_dir),
+        backend="torchvision",
+        log_every=1,
+        progress=False,
+        tensorboard=False,
+        knn_images=0,
+    )
     kw.update(overrides)
     return TrainConfig(**kw)
 
@@ -91,12 +105,43 @@ def test_resume_refuses_a_folder_whose_files_changed(image_folder, tmp_path):
 def test_csl_train_command_trains_and_evaluates_on_a_folder(image_folder, tmp_path):
     root = image_folder(per_class={"train": 8, "val": 4}, classes=3, size=20)
     kwargs = '{"arch": "resnet18", "width": 8, "hidden_dim": 16, "proj_dim": 8}'
-    cmd = [sys.executable, "-m", "csl_ext.cli", "--method", "simclr", "--method-kwargs", kwargs, "--dataset", "folder",
-           "--data-root", root, "--image-size", "16", "--epochs", "1", "--batch-size", "8", "--num-workers", "1",
-           "--backend", "torchvision", "--output-dir", str(tmp_path / "run"), "--no-progress", "--knn-images", "20",
-           "--eval-protocols", "knn"]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.getcwd()})
+    cmd = [
+        sys.executable,
+        "-m",
+        "csl_ext.cli",
+        "--method",
+        "simclr",
+        "--method-kwargs",
+        kwargs,
+        "--dataset",
+        "folder",
+        "--data-root",
+        root,
+        "--image-size",
+        "16",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "8",
+        "--num-workers",
+        "1",
+        "--backend",
+        "torchvision",
+        "--output-dir",
+        str(tmp_path / "run"),
+        "--no-progress",
+        "--knn-images",
+        "20",
+        "--eval-protocols",
+        "knn",
+    ]
+    done = subprocess.run(
+        cmd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.getcwd()},
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "completed: 3 steps, 1 epochs" in done.stdout
     knn_row = [line.split() for line in done.stdout.splitlines() if line.startswith("knn ")]
@@ -128,9 +173,18 @@ def test_in_memory_datasets_are_read_through_a_view_not_copied():
     from csl_ext.train.batches import PretrainBatches
 
     data = load_dataset("digits", "train", image_size=16)
-    batches = PretrainBatches(data, make_augmentation("simclr", 16, backend="torchvision"), local_batch=8, rank=0,
-                              world_size=1, num_workers=0, device=torch.device("cpu"), seed=0, with_labels=True,
-                              subset=100)
+    batches = PretrainBatches(
+        data,
+        make_augmentation("simclr", 16, backend="torchvision"),
+        local_batch=8,
+        rank=0,
+        world_size=1,
+        num_workers=0,
+        device=torch.device("cpu"),
+        seed=0,
+        with_labels=True,
+        subset=100,
+    )
     images = batches._input["images"]  # N x H x W x 3, as the loaders take it
     assert images.shape == (100, 16, 16, 3) and np.shares_memory(images, data.images.numpy())
     views, labels = next(batches.epoch(0))

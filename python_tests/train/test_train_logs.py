@@ -1,22 +1,37 @@
 """A short real run on digits: the loss falls and stays finite; the CSV log,
 TensorBoard events and the loss plot are written; non-finite losses are
 skipped, then stop the run with a clear error."""
+
 import csv
 import math
 
 import pytest
 import torch
+from conftest import tiny_config
 
 from csl_ext.methods.registry import METHODS, register
 from csl_ext.methods.simclr import SimCLR
 from csl_ext.train import train
-from conftest import tiny_config
 
 
 def test_loss_falls_and_logs_are_written(tmp_path):
-    cfg = tiny_config(tmp_path, "simclr", subset=256, batch_size=32, epochs=3, tensorboard=True, log_every=2,
-                      method_kwargs={"arch": "resnet18", "width": 8, "hidden_dim": 32, "proj_dim": 16,
-                                     "warmup_epochs": 0, "base_lr": 1.0})
+    cfg = tiny_config(
+        tmp_path,
+        "simclr",
+        subset=256,
+        batch_size=32,
+        epochs=3,
+        tensorboard=True,
+        log_every=2,
+        method_kwargs={
+            "arch": "resnet18",
+            "width": 8,
+            "hidden_dim": 32,
+            "proj_dim": 16,
+            "warmup_epochs": 0,
+            "base_lr": 1.0,
+        },
+    )
     result = train(cfg)
     losses = result.losses
     assert len(losses) == 24 and all(math.isfinite(x) for x in losses)

@@ -1,13 +1,14 @@
 """Exact resume: stopping (max_steps or SIGTERM) and resuming gives the same
 weights, bit for bit, as an uninterrupted run (queues and EMA targets too)."""
+
 import os
 import signal
 
 import pytest
+from conftest import assert_same_weights, tiny_config
 
 from csl_ext.train import Trainer, train
 from csl_ext.train.checkpoint import load_checkpoint
-from conftest import assert_same_weights, tiny_config
 
 STEPS_PER_EPOCH = 4  # 32 images / batch 8
 

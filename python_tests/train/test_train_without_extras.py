@@ -3,6 +3,7 @@ evaluates. A sitecustomize on PYTHONPATH makes `import tensorboard`,
 `import matplotlib` and `import tqdm` fail in the subprocess, as if they were
 not installed; the run logs the CSV only, skips the PNG, prints plain
 progress lines, and says each once."""
+
 import csv
 import os
 import subprocess
@@ -20,7 +21,8 @@ def test_csl_train_runs_without_tensorboard_matplotlib_and_tqdm(tmp_path):
     (shim / "sitecustomize.py").write_text(
         "import sys\n"
         f"for name in {MISSING!r}:\n"
-        "    sys.modules[name] = None  # `import name` now raises ModuleNotFoundError\n")
+        "    sys.modules[name] = None  # `import name` now raises ModuleNotFoundError\n"
+    )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(shim), str(ROOT)]), "OMP_NUM_THREADS": "1"}
     probe = subprocess.run([sys.executable, "-c", "import tqdm"], env=env, capture_output=True, text=True)
     assert probe.returncode != 0 and "ModuleNotFoundError" in probe.stderr  # the shim works
@@ -29,11 +31,37 @@ def test_csl_train_runs_without_tensorboard_matplotlib_and_tqdm(tmp_path):
 
     out_dir = tmp_path / "run"
     result = subprocess.run(
-        csl_train() + ["--method", "simclr", "--method-kwargs", json.dumps(TINY["simclr"]), "--image-size", "16",
-                       "--subset", "16", "--batch-size", "8", "--epochs", "1", "--log-every", "1",
-                       "--num-workers", "0", "--backend", "torchvision", "--output-dir", str(out_dir),
-                       "--eval-protocols", "knn"],  # progress and TensorBoard on, as by default
-        env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+        csl_train()
+        + [
+            "--method",
+            "simclr",
+            "--method-kwargs",
+            json.dumps(TINY["simclr"]),
+            "--image-size",
+            "16",
+            "--subset",
+            "16",
+            "--batch-size",
+            "8",
+            "--epochs",
+            "1",
+            "--log-every",
+            "1",
+            "--num-workers",
+            "0",
+            "--backend",
+            "torchvision",
+            "--output-dir",
+            str(out_dir),
+            "--eval-protocols",
+            "knn",
+        ],  # progress and TensorBoard on, as by default
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr
     assert "completed: 2 steps, 1 epochs" in result.stdout
     assert "\nknn " in result.stdout  # the evaluation ran too

@@ -51,15 +51,18 @@ void amdim_rows(at::Tensor& tile, at::Tensor& loss_rows,
       const int64_t own = (row0 + r + params.block_offset) * bs;
       const int64_t after = own + bs;  // negatives: [0, own) and [after, m)
       square_data[r] = square_sum_row(row, m);
-      const T raw_max = std::max(max_row(row, own), max_row(row + after, m - after));
+      const T raw_max =
+          std::max(max_row(row, own), max_row(row + after, m - after));
       T lse = neg_inf;  // a single image: no negatives, no loss
       T sum = 0;
       if (raw_max != neg_inf) {
         const T shift = info_nce_softcap(raw_max, cap);
-        sum = grad ? softcap_exp_grad_row(row, buffer.data(), own, cap, shift) +
-                         softcap_exp_grad_row(row + after, buffer.data() + after, m - after, cap, shift)
-                   : softcap_sum_exp_row(row, own, cap, shift) +
-                         softcap_sum_exp_row(row + after, m - after, cap, shift);
+        sum = grad
+                  ? softcap_exp_grad_row(row, buffer.data(), own, cap, shift) +
+                        softcap_exp_grad_row(row + after, buffer.data() + after,
+                                             m - after, cap, shift)
+                  : softcap_sum_exp_row(row, own, cap, shift) +
+                        softcap_sum_exp_row(row + after, m - after, cap, shift);
         lse = shift + std::log(sum);
       }
       T loss = 0, sigmoid_sum = 0;
@@ -74,7 +77,8 @@ void amdim_rows(at::Tensor& tile, at::Tensor& loss_rows,
       // d loss / d lse = sum_k sigmoid(lse - l_k), times the softmax e / sum.
       const T weight = lse == neg_inf ? T(0) : loss_weight * sigmoid_sum / sum;
       combine_row(row, buffer.data(), own, weight, two_reg);
-      combine_row(row + after, buffer.data() + after, m - after, weight, two_reg);
+      combine_row(row + after, buffer.data() + after, m - after, weight,
+                  two_reg);
       for (int64_t k = 0; k < bs; ++k) {
         row[own + k] = amdim_positive_grad(row[own + k], positives[k], lse, cap,
                                            loss_weight, reg_weight);

@@ -25,8 +25,8 @@ using namespace vector_rows;  // NOLINT: the row loops of vector_rows.h
 // Sets the entries of `row` that anchor `anchor` must not see to `value`:
 // one column for "diag", one block of columns for "block".
 template <typename T>
-void fill_masked(T* row, int64_t m, const InfoNceParams& params,
-                 int64_t anchor, T value) {
+void fill_masked(T* row, int64_t m, const InfoNceParams& params, int64_t anchor,
+                 T value) {
   int64_t begin = 0, end = 0;
   if (params.mask == InfoNceMask::kDiag) {
     begin = anchor;
@@ -119,9 +119,9 @@ void logits_lse_and_grad_rows(at::Tensor& tile, at::Tensor& lse,
 
 void info_nce_logits_and_lse_cpu(at::Tensor& tile, at::Tensor& lse,
                                  const InfoNceParams& params, int64_t row0) {
-  AT_DISPATCH_FLOATING_TYPES(tile.scalar_type(), "info_nce_logits_and_lse", [&] {
-    logits_and_lse_rows<scalar_t>(tile, lse, params, row0);
-  });
+  AT_DISPATCH_FLOATING_TYPES(
+      tile.scalar_type(), "info_nce_logits_and_lse",
+      [&] { logits_and_lse_rows<scalar_t>(tile, lse, params, row0); });
 }
 
 void info_nce_score_grad_cpu(at::Tensor& tile, const at::Tensor& lse,
@@ -147,7 +147,7 @@ const InfoNceEpilogue kCpuEpilogue{&info_nce_logits_and_lse_cpu,
                                    &info_nce_logits_lse_and_grad_cpu,
                                    /*tile_elements=*/int64_t{1} << 20,
                                    /*parallel_row_blocks=*/true,
-                                    /*low_precision_gemm=*/false};
+                                   /*low_precision_gemm=*/false};
 
 }  // namespace
 

@@ -18,7 +18,8 @@ namespace csl_ext {
 namespace vector_rows {
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define CSL_CPU_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#define CSL_CPU_CLONES \
+  __attribute__((target_clones("avx512f", "avx2", "default")))
 #else
 #define CSL_CPU_CLONES
 #endif
@@ -131,38 +132,51 @@ static inline void scale_row_impl(T* row, int64_t m, T factor) {
 }
 
 // float: cloned per instruction set. double: plain (tests, not speed).
-[[maybe_unused]] CSL_CPU_CLONES static void cap_row(float* row, int64_t m, float cap) {
+[[maybe_unused]] CSL_CPU_CLONES static void cap_row(float* row, int64_t m,
+                                                    float cap) {
   cap_row_impl<float, softcap_approx>(row, m, cap);
 }
-[[maybe_unused]] CSL_CPU_CLONES static float max_row(const float* row, int64_t m) {
+[[maybe_unused]] CSL_CPU_CLONES static float max_row(const float* row,
+                                                     int64_t m) {
   return max_row_impl(row, m);
 }
-[[maybe_unused]] CSL_CPU_CLONES static float sum_exp_row(const float* row, int64_t m, float shift) {
+[[maybe_unused]] CSL_CPU_CLONES static float sum_exp_row(const float* row,
+                                                         int64_t m,
+                                                         float shift) {
   return sum_exp_row_impl<float, exp_approx>(row, m, shift);
 }
-[[maybe_unused]] CSL_CPU_CLONES static void grad_row(float* row, int64_t m, float lse, float weight,
-                             float cap) {
+[[maybe_unused]] CSL_CPU_CLONES static void grad_row(float* row, int64_t m,
+                                                     float lse, float weight,
+                                                     float cap) {
   grad_row_impl<float, exp_approx>(row, m, lse, weight, cap);
 }
-[[maybe_unused]] CSL_CPU_CLONES static float exp_and_grad_row(float* row, int64_t m, float row_max,
-                                      float cap) {
+[[maybe_unused]] CSL_CPU_CLONES static float exp_and_grad_row(float* row,
+                                                              int64_t m,
+                                                              float row_max,
+                                                              float cap) {
   return exp_and_grad_row_impl<float, exp_approx>(row, m, row_max, cap);
 }
-[[maybe_unused]] CSL_CPU_CLONES static void scale_row(float* row, int64_t m, float factor) {
+[[maybe_unused]] CSL_CPU_CLONES static void scale_row(float* row, int64_t m,
+                                                      float factor) {
   scale_row_impl(row, m, factor);
 }
 
 [[maybe_unused]] static void cap_row(double* row, int64_t m, double cap) {
   cap_row_impl<double, softcap_exact>(row, m, cap);
 }
-[[maybe_unused]] static double max_row(const double* row, int64_t m) { return max_row_impl(row, m); }
-[[maybe_unused]] static double sum_exp_row(const double* row, int64_t m, double shift) {
+[[maybe_unused]] static double max_row(const double* row, int64_t m) {
+  return max_row_impl(row, m);
+}
+[[maybe_unused]] static double sum_exp_row(const double* row, int64_t m,
+                                           double shift) {
   return sum_exp_row_impl<double, exp_exact>(row, m, shift);
 }
-[[maybe_unused]] static void grad_row(double* row, int64_t m, double lse, double weight, double cap) {
+[[maybe_unused]] static void grad_row(double* row, int64_t m, double lse,
+                                      double weight, double cap) {
   grad_row_impl<double, exp_exact>(row, m, lse, weight, cap);
 }
-[[maybe_unused]] static double exp_and_grad_row(double* row, int64_t m, double row_max, double cap) {
+[[maybe_unused]] static double exp_and_grad_row(double* row, int64_t m,
+                                                double row_max, double cap) {
   return exp_and_grad_row_impl<double, exp_exact>(row, m, row_max, cap);
 }
 [[maybe_unused]] static void scale_row(double* row, int64_t m, double factor) {
@@ -174,15 +188,18 @@ static inline void scale_row_impl(T* row, int64_t m, T factor) {
 // exp(l_j - shift) * dl/ds = e_j * (1 - tanh^2) into grad (two exps per score;
 // the logits are never stored, so the scores stay for the regulariser).
 template <typename T, T (*Exp)(T), T (*Tanh)(T)>
-static inline T softcap_sum_exp_row_impl(const T* row, int64_t m, T cap, T shift) {
+static inline T softcap_sum_exp_row_impl(const T* row, int64_t m, T cap,
+                                         T shift) {
   const T inv_cap = T(1) / cap;
   T sum = 0;
 #pragma omp simd reduction(+ : sum)
-  for (int64_t j = 0; j < m; ++j) sum += Exp(cap * Tanh(row[j] * inv_cap) - shift);
+  for (int64_t j = 0; j < m; ++j)
+    sum += Exp(cap * Tanh(row[j] * inv_cap) - shift);
   return sum;
 }
 template <typename T, T (*Exp)(T), T (*Tanh)(T)>
-static inline T softcap_exp_grad_row_impl(const T* row, T* grad, int64_t m, T cap, T shift) {
+static inline T softcap_exp_grad_row_impl(const T* row, T* grad, int64_t m,
+                                          T cap, T shift) {
   const T inv_cap = T(1) / cap;
   T sum = 0;
 #pragma omp simd reduction(+ : sum)
@@ -196,30 +213,40 @@ static inline T softcap_exp_grad_row_impl(const T* row, T* grad, int64_t m, T ca
 }
 // row[j] = weight * grad[j] + reg * row[j]: the negatives' dL/ds.
 template <typename T>
-static inline void combine_row_impl(T* row, const T* grad, int64_t m, T weight, T reg) {
+static inline void combine_row_impl(T* row, const T* grad, int64_t m, T weight,
+                                    T reg) {
 #pragma omp simd
   for (int64_t j = 0; j < m; ++j) row[j] = weight * grad[j] + reg * row[j];
 }
-[[maybe_unused]] CSL_CPU_CLONES static float softcap_sum_exp_row(const float* row, int64_t m, float cap,
-                                                                 float shift) {
-  return softcap_sum_exp_row_impl<float, exp_approx, tanh_approx>(row, m, cap, shift);
+[[maybe_unused]] CSL_CPU_CLONES static float softcap_sum_exp_row(
+    const float* row, int64_t m, float cap, float shift) {
+  return softcap_sum_exp_row_impl<float, exp_approx, tanh_approx>(row, m, cap,
+                                                                  shift);
 }
-[[maybe_unused]] CSL_CPU_CLONES static float softcap_exp_grad_row(const float* row, float* grad, int64_t m,
-                                                                  float cap, float shift) {
-  return softcap_exp_grad_row_impl<float, exp_approx, tanh_approx>(row, grad, m, cap, shift);
+[[maybe_unused]] CSL_CPU_CLONES static float softcap_exp_grad_row(
+    const float* row, float* grad, int64_t m, float cap, float shift) {
+  return softcap_exp_grad_row_impl<float, exp_approx, tanh_approx>(row, grad, m,
+                                                                   cap, shift);
 }
-[[maybe_unused]] CSL_CPU_CLONES static void combine_row(float* row, const float* grad, int64_t m, float weight,
+[[maybe_unused]] CSL_CPU_CLONES static void combine_row(float* row,
+                                                        const float* grad,
+                                                        int64_t m, float weight,
                                                         float reg) {
   combine_row_impl(row, grad, m, weight, reg);
 }
-[[maybe_unused]] static double softcap_sum_exp_row(const double* row, int64_t m, double cap, double shift) {
-  return softcap_sum_exp_row_impl<double, exp_exact, tanh_exact>(row, m, cap, shift);
+[[maybe_unused]] static double softcap_sum_exp_row(const double* row, int64_t m,
+                                                   double cap, double shift) {
+  return softcap_sum_exp_row_impl<double, exp_exact, tanh_exact>(row, m, cap,
+                                                                 shift);
 }
-[[maybe_unused]] static double softcap_exp_grad_row(const double* row, double* grad, int64_t m, double cap,
-                                                    double shift) {
-  return softcap_exp_grad_row_impl<double, exp_exact, tanh_exact>(row, grad, m, cap, shift);
+[[maybe_unused]] static double softcap_exp_grad_row(const double* row,
+                                                    double* grad, int64_t m,
+                                                    double cap, double shift) {
+  return softcap_exp_grad_row_impl<double, exp_exact, tanh_exact>(row, grad, m,
+                                                                  cap, shift);
 }
-[[maybe_unused]] static void combine_row(double* row, const double* grad, int64_t m, double weight, double reg) {
+[[maybe_unused]] static void combine_row(double* row, const double* grad,
+                                         int64_t m, double weight, double reg) {
   combine_row_impl(row, grad, m, weight, reg);
 }
 // row[j] += alpha * x[j]
@@ -236,14 +263,16 @@ static inline T square_sum_row_impl(const T* row, int64_t m) {
   return sum;
 }
 
-[[maybe_unused]] CSL_CPU_CLONES static void axpy_row(float* row, const float* x, int64_t m,
-                                    float alpha) {
+[[maybe_unused]] CSL_CPU_CLONES static void axpy_row(float* row, const float* x,
+                                                     int64_t m, float alpha) {
   axpy_row_impl(row, x, m, alpha);
 }
-[[maybe_unused]] CSL_CPU_CLONES static float square_sum_row(const float* row, int64_t m) {
+[[maybe_unused]] CSL_CPU_CLONES static float square_sum_row(const float* row,
+                                                            int64_t m) {
   return square_sum_row_impl(row, m);
 }
-[[maybe_unused]] static void axpy_row(double* row, const double* x, int64_t m, double alpha) {
+[[maybe_unused]] static void axpy_row(double* row, const double* x, int64_t m,
+                                      double alpha) {
   axpy_row_impl(row, x, m, alpha);
 }
 [[maybe_unused]] static double square_sum_row(const double* row, int64_t m) {

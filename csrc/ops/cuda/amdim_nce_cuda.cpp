@@ -27,7 +27,7 @@ void amdim_nce_rows_cuda(at::Tensor& tile, at::Tensor& loss_rows,
 const AmdimNceEpilogue kCudaEpilogue{&amdim_nce_rows_cuda,
                                      /*tile_elements=*/int64_t{1} << 24,
                                      /*parallel_row_blocks=*/false,
-                                    /*low_precision_gemm=*/true};
+                                     /*low_precision_gemm=*/true};
 
 }  // namespace
 

@@ -44,8 +44,7 @@ __global__ void __launch_bounds__(kThreads)
   }
   squares = block_reduce<kThreads>(squares, T(0), SumOp<T>());
   const T row_max = block_reduce<kThreads>(thread_max, neg_inf, MaxOp<T>());
-  const T rescale =
-      thread_max == neg_inf ? T(0) : exp(thread_max - row_max);
+  const T rescale = thread_max == neg_inf ? T(0) : exp(thread_max - row_max);
   const T sum = block_reduce<kThreads>(thread_sum * rescale, T(0), SumOp<T>());
   const T lse = row_max == neg_inf ? neg_inf : row_max + log(sum);
   T loss = 0, sigmoid_sum = 0;
@@ -68,8 +67,8 @@ __global__ void __launch_bounds__(kThreads)
     const T raw = row[j];
     const T logit = info_nce_softcap(raw, cap);
     if (is_own(j)) {
-      row[j] = amdim_positive_grad(raw, logit, lse, cap, loss_weight,
-                                   reg_weight);
+      row[j] =
+          amdim_positive_grad(raw, logit, lse, cap, loss_weight, reg_weight);
     } else {
       const T softmax = lse == neg_inf ? T(0) : exp(logit - lse);
       row[j] = negative_weight * softmax * info_nce_softcap_grad(logit, cap) +
@@ -86,9 +85,9 @@ cudaError_t launch_amdim_nce_rows(T* tile, T* loss_rows, T* square_rows,
                                   AmdimNceParams params, int64_t row0,
                                   cudaStream_t stream) {
   if (rows == 0) return cudaSuccess;
-  amdim_nce_rows_kernel<T><<<static_cast<unsigned>(rows), kThreads, 0,
-                             stream>>>(tile, loss_rows, square_rows, m, params,
-                                       row0);
+  amdim_nce_rows_kernel<T>
+      <<<static_cast<unsigned>(rows), kThreads, 0, stream>>>(
+          tile, loss_rows, square_rows, m, params, row0);
   return cudaGetLastError();
 }
 

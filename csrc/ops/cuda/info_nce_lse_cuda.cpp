@@ -14,12 +14,13 @@ namespace {
 
 void info_nce_logits_and_lse_cuda(at::Tensor& tile, at::Tensor& lse,
                                   const InfoNceParams& params, int64_t row0) {
-  AT_DISPATCH_FLOATING_TYPES(tile.scalar_type(), "info_nce_logits_and_lse", [&] {
-    C10_CUDA_CHECK(launch_info_nce_logits_and_lse<scalar_t>(
-        tile.data_ptr<scalar_t>(),
-        lse.defined() ? lse.data_ptr<scalar_t>() : nullptr, tile.size(0),
-        tile.size(1), params, row0, c10::cuda::getCurrentCUDAStream()));
-  });
+  AT_DISPATCH_FLOATING_TYPES(
+      tile.scalar_type(), "info_nce_logits_and_lse", [&] {
+        C10_CUDA_CHECK(launch_info_nce_logits_and_lse<scalar_t>(
+            tile.data_ptr<scalar_t>(),
+            lse.defined() ? lse.data_ptr<scalar_t>() : nullptr, tile.size(0),
+            tile.size(1), params, row0, c10::cuda::getCurrentCUDAStream()));
+      });
 }
 
 void info_nce_score_grad_cuda(at::Tensor& tile, const at::Tensor& lse,

@@ -51,7 +51,8 @@ __device__ void score_grad_pass(T* row, int64_t m, const InfoNceParams& params,
   const T cap = static_cast<T>(params.softcap);
   for (int64_t j = threadIdx.x; j < m; j += kThreads) {
     const T logit = row[j];
-    const bool masked = row_lse == neg_inf ||
+    const bool masked =
+        row_lse == neg_inf ||
         info_nce_is_masked(params.mask, params.block_size, anchor, j);
     row[j] = masked ? T(0)
                     : weight * exp(logit - row_lse) *
@@ -128,9 +129,8 @@ cudaError_t launch_info_nce_score_grad(T* tile, const T* lse,
 
 template <typename T>
 cudaError_t launch_info_nce_lse_and_score_grad(T* tile, T* lse,
-                                               const T* row_scale,
-                                               int64_t rows, int64_t m,
-                                               InfoNceParams params,
+                                               const T* row_scale, int64_t rows,
+                                               int64_t m, InfoNceParams params,
                                                int64_t row0,
                                                cudaStream_t stream) {
   if (rows == 0) return cudaSuccess;
@@ -140,14 +140,14 @@ cudaError_t launch_info_nce_lse_and_score_grad(T* tile, T* lse,
   return cudaGetLastError();
 }
 
-#define CSL_INSTANTIATE(T)                                                   \
-  template cudaError_t launch_info_nce_logits_and_lse<T>(                    \
-      T*, T*, int64_t, int64_t, InfoNceParams, int64_t, cudaStream_t);       \
-  template cudaError_t launch_info_nce_score_grad<T>(                        \
-      T*, const T*, const T*, int64_t, int64_t, InfoNceParams, int64_t,      \
-      cudaStream_t);                                                         \
-  template cudaError_t launch_info_nce_lse_and_score_grad<T>(                \
-      T*, T*, const T*, int64_t, int64_t, InfoNceParams, int64_t,            \
+#define CSL_INSTANTIATE(T)                                              \
+  template cudaError_t launch_info_nce_logits_and_lse<T>(               \
+      T*, T*, int64_t, int64_t, InfoNceParams, int64_t, cudaStream_t);  \
+  template cudaError_t launch_info_nce_score_grad<T>(                   \
+      T*, const T*, const T*, int64_t, int64_t, InfoNceParams, int64_t, \
+      cudaStream_t);                                                    \
+  template cudaError_t launch_info_nce_lse_and_score_grad<T>(           \
+      T*, T*, const T*, int64_t, int64_t, InfoNceParams, int64_t,       \
       cudaStream_t);
 CSL_INSTANTIATE(float)
 CSL_INSTANTIATE(double)

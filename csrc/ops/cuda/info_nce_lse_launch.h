@@ -27,9 +27,8 @@ cudaError_t launch_info_nce_score_grad(T* tile, const T* lse,
 // gradient: lse (rows) written, the tile left as dL/ds.
 template <typename T>
 cudaError_t launch_info_nce_lse_and_score_grad(T* tile, T* lse,
-                                               const T* row_scale,
-                                               int64_t rows, int64_t m,
-                                               InfoNceParams params,
+                                               const T* row_scale, int64_t rows,
+                                               int64_t m, InfoNceParams params,
                                                int64_t row0,
                                                cudaStream_t stream);
 
