@@ -50,7 +50,7 @@ SMALL = {
 }
 PHASES = ("augmentation", "encoder_forward", "encoder_backward", "loss", "optimiser")
 # Modules whose compiled-op switch the `pytorch` pipeline turns off.
-_OP_MODULES = ("csl_ext.ops.info_nce_lse", "csl_ext.losses.amdim_nce", "csl_ext.ops.patchify")
+_OP_MODULES = ("csl_ext.ops.info_nce_lse", "csl_ext.ops.amdim_nce", "csl_ext.ops.patchify")
 
 
 @contextlib.contextmanager

@@ -83,7 +83,7 @@ class Preset:
     probe_epochs: int | None = None
 
 
-_SHORT_RUN = {"lr": 1e-3, "warmup_epochs": 0.0}  # Adam's 2e-4 moves too little in a few hundred steps
+_SHORT_RUN = {"lr": 1e-3, "warmup_steps": 0}  # Adam's 2e-4 moves too little in a few hundred steps
 PRESETS = {
     # the published widths; epochs are --epochs (the paper's schedule is not reproduced by default)
     "full": Preset(width=1.0, amdim_depth=None, cpc_blocks=None, epochs=100, batch_size=256),
@@ -97,7 +97,7 @@ PRESETS = {
         method_kwargs={
             "amdim": _SHORT_RUN,
             "yadim": _SHORT_RUN,
-            "cpc_v2": dict(_SHORT_RUN, offsets=(1, 2, 3), context_blocks=1),
+            "cpc_v2": dict(_SHORT_RUN, context_blocks=1),
             "simclr": {"hidden_dim": 256, "proj_dim": 64, "warmup_epochs": 0},
             "moco_v2": {"hidden_dim": 256, "proj_dim": 64, "queue_size": 1024},
             "byol": {"hidden_dim": 256, "proj_dim": 64, "warmup_epochs": 0},
@@ -113,7 +113,7 @@ PRESETS = {
         batch_size=16,
         subset=32,
         method_kwargs={
-            "cpc_v2": {"offsets": (1, 2), "context_blocks": 1},
+            "cpc_v2": {"offsets": (2, 3), "context_blocks": 1},
             "simclr": {"hidden_dim": 32, "proj_dim": 16},
             "moco_v2": {"hidden_dim": 32, "proj_dim": 16, "queue_size": 32},
             "byol": {"hidden_dim": 32, "proj_dim": 16},

@@ -157,6 +157,7 @@ def _method_views(name, batch):
 
 def _method_worker(rank, port, views, results):
     from csl_ext.methods import build_method
+    from csl_ext.nn import convert_to_global_bn
 
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group("gloo", rank=rank, world_size=WORLD)
@@ -164,7 +165,9 @@ def _method_worker(rank, port, views, results):
         torch.set_num_threads(1)
         for name, kwargs in METHODS.items():
             torch.manual_seed(0)
-            method = build_method(name, **kwargs)
+            # AMDIM's embeddings are batch-normalised: with statistics over every
+            # process's views, as one process over the whole batch has them
+            method = convert_to_global_bn(build_method(name, **kwargs))
             n = views[name][0].shape[0] // WORLD
             out = method(tuple(v[rank * n : (rank + 1) * n] for v in views[name]))
             out.loss.backward()

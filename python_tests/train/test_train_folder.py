@@ -23,8 +23,8 @@ BACKENDS = ["torchvision", pytest.param("dali", marks=pytest.mark.skipif(not dal
 # width-8 encoders at the smallest size each method takes (AMDIM / YADIM presets start at 32 px)
 FOLDER_RUNS = {
     "simclr": ({"arch": "resnet18", "width": 8, "hidden_dim": 16, "proj_dim": 8}, 16),  # takes no image_size
-    "yadim": ({"ndf": 8, "n_rkhs": 32, "depth": 1, "warmup_epochs": 0}, 32),
-    "cpc_v2": ({"blocks": (1, 1), "width": 8, "offsets": (1, 2), "context_blocks": 1, "warmup_epochs": 0}, 16),
+    "yadim": ({"ndf": 8, "n_rkhs": 32, "depth": 1}, 32),
+    "cpc_v2": ({"blocks": (1, 1), "width": 8, "offsets": (2, 3), "context_blocks": 1}, 16),
 }
 
 
