@@ -182,7 +182,10 @@ def _cell_kwargs(
         if method == "amdim":
             kwargs["comparisons"] = row
         elif method == "yadim":  # YADIM fixes (-1:-1): its parts with this extraction instead
-            method, kwargs = "composed", {**YADIM_PARTS, **preset.method_kwargs.get("yadim", {})}
+            short_run = dict(preset.method_kwargs.get("yadim", {}))
+            if "warmup_steps" in short_run:  # compose counts its warm-up in epochs
+                short_run["warmup_epochs"] = short_run.pop("warmup_steps")
+            method, kwargs = "composed", {**YADIM_PARTS, **short_run}
             kwargs["extraction"] = row
         elif method == "composed" and loss == "amdim_nce":
             kwargs["extraction"] = row
