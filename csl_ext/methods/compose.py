@@ -69,6 +69,7 @@ from csl_ext.losses.info_nce import info_nce
 from csl_ext.losses.nt_xent import nt_xent
 from csl_ext.methods.base import Method
 from csl_ext.methods.registry import register
+from csl_ext.ops.patchify import patch_grid
 from csl_ext.optim.factory import OPTIMIZERS, make_optimizer
 from csl_ext.tasks.amdim import FeatureMapContrastiveTask
 from csl_ext.tasks.comparisons import parse_comparisons
@@ -278,7 +279,7 @@ class ComposedMethod(Method):
             # "dot": CPC's scaled dot product (pl_bolts' embed_scale, 0.1); "scaled_dot": 1 / sqrt(target_dim)
             scale = hp["scale"] if similarity == "dot" else 1.0 / math.sqrt(hp["target_dim"] or self.feature_dim)
             patch, stride = image_size // 4, image_size // 8
-            offsets = hp["offsets"] or default_offsets((image_size - patch) // stride + 1, patch, stride)
+            offsets = hp["offsets"] or default_offsets(patch_grid(image_size, patch, stride), patch, stride)
             self.task = CPCTask(
                 self.feature_dim,
                 offsets=tuple(offsets),

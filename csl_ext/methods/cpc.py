@@ -26,6 +26,7 @@ from csl_ext.encoders.registry import ENCODERS, build_patch_encoder
 from csl_ext.methods.base import Method
 from csl_ext.methods.infomax_optimizer import InfomaxOptimizer
 from csl_ext.methods.registry import register
+from csl_ext.ops.patchify import patch_grid
 from csl_ext.tasks.cpc import DIRECTIONS, CPCTask, default_offsets
 
 
@@ -104,7 +105,7 @@ class CPCV2(Method):
         else:  # any csl_ext.encoders.ENCODERS entry, run on every patch
             self.encoder = build_patch_encoder(encoder, image_size, **(encoder_kwargs or {}))
             self.feature_dim = self.encoder.feature_dim
-        grid_rows = (image_size - patch) // stride + 1  # 7
+        grid_rows = patch_grid(image_size, patch, stride)  # 7
         offsets = default_offsets(grid_rows, patch, stride) if offsets is None else tuple(offsets)
         self.task = CPCTask(
             self.feature_dim,
