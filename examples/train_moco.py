@@ -33,14 +33,16 @@ from csl_ext.train.example import run_example
 #     in one process (without it the model can cheat through shared BN statistics);
 #   head_batch_norm=True: without BN the small encoder's projections all start nearly
 #     parallel and never separate (0.84 with bn_splits=8 alone; the loss rose to log(K+1));
-#   momentum=0.9: a key encoder that keeps up within 440 steps (0.958 at 0.99, 0.972-0.983 at 0.9).
+#   momentum=0.9: a key encoder that keeps up within 440 steps (0.958 at 0.99, 0.972-0.983 at 0.9);
+#     its memory is ~10 steps, so the queue holds 2 steps of keys (256 at batch 128; [0]: 256
+#     steps against 1000), which keeps them consistent (MoCo, Sec. 3.2).
 # 80 epochs (880 steps, ~5 minutes) leave a clearer margin: 0.983.
 KWARGS = {
     "arch": "resnet18",
     "width": 16,
     "hidden_dim": 256,
     "proj_dim": 64,
-    "queue_size": 1024,
+    "queue_size": 256,
     "momentum": 0.9,
     "temperature": 0.2,
     "base_lr": 0.3,

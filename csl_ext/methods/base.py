@@ -46,6 +46,9 @@ class Method(nn.Module):
         augmentation: the augmentation recipe (csl_ext.augment method name).
         num_views: views per image the augmentation makes.
         global_bn: convert batch norm to global batch norm under DDP.
+        uses_sample_ids: ssl_step takes ``sample_ids`` ((N,) int64 dataset
+            indices of the batch's images, or None), e.g. MoCo v2 to keep an
+            image's own earlier keys out of its negatives.
 
     Args:
         num_classes: classes of the online linear probe on detached features
@@ -56,6 +59,7 @@ class Method(nn.Module):
     augmentation = "simclr"
     num_views = 2
     global_bn = False
+    uses_sample_ids = False
 
     def __init__(self, num_classes: int | None = None):
         super().__init__()
@@ -101,11 +105,16 @@ class Method(nn.Module):
         """The representation to evaluate: (N, 3, H, W) -> (N, feature_dim)."""
         return self.encoder(x)
 
-    def training_step(self, views, labels: torch.Tensor | None = None) -> StepOutput:
-        """One step's loss: views (num_views tensors (N, ...)), labels (N,) or None."""
+    def training_step(
+        self, views, labels: torch.Tensor | None = None, sample_ids: torch.Tensor | None = None
+    ) -> StepOutput:
+        """One step's loss: views (num_views tensors (N, ...)), labels (N,) or
+        None, sample_ids (N,) dataset indices or None (used where
+        ``uses_sample_ids``)."""
         if len(views) != self.num_views:
             raise ValueError(f"{self.name} needs {self.num_views} views per image, got {len(views)}")
-        loss, features = self.ssl_step(tuple(views))
+        ids = {"sample_ids": sample_ids} if self.uses_sample_ids else {}
+        loss, features = self.ssl_step(tuple(views), **ids)
         out = StepOutput(loss=loss, ssl_loss=loss.detach())
         if self.probe is not None and labels is not None:
             logits = self.probe(features.detach().float())  # N x classes; no gradient to the encoder
@@ -118,9 +127,9 @@ class Method(nn.Module):
             out.loss = loss + probe_loss
         return out
 
-    def forward(self, views, labels: torch.Tensor | None = None) -> StepOutput:
+    def forward(self, views, labels: torch.Tensor | None = None, sample_ids: torch.Tensor | None = None) -> StepOutput:
         # forward = training_step so that DDP's hooks see the whole step
-        return self.training_step(views, labels)
+        return self.training_step(views, labels, sample_ids)
 
     def probe_parameters(self):
         return [] if self.probe is None else list(self.probe.parameters())

@@ -11,6 +11,7 @@ Optimiser: SGD, lr 0.03 x B / 256, momentum 0.9, weight decay 1e-4, cosine.
 """
 
 import copy
+import warnings
 
 import torch
 import torch.distributed as dist
@@ -48,9 +49,15 @@ class MoCoV2(Method):
             without it their pooled ReLU features share one large mean
             direction, every projection starts nearly parallel (cosine ~1),
             and InfoNCE's gradient is too small to pull them apart.
-        queue_size: K negatives (65536 in [0]; use fewer than the training
-            images on small data, e.g. 4096 for CIFAR-10). Must be a multiple
-            of the global batch size.
+        queue_size: K negatives (65536 in [0]). Must be a multiple of the
+            global batch size B. The queue holds the keys of the last K / B
+            steps, made by key encoders of those steps; [0] (Sec. 3.2) keeps
+            them consistent with a slow key encoder: 256 steps of keys against
+            a memory 1 / (1 - m) of 1000 steps at m = 0.999. A queue spanning
+            as many steps as the key encoder remembers holds keys of a
+            different encoder, which the queries can tell apart by that alone
+            (a warning says so at the start of training when K / B is more
+            than half the memory).
         momentum: key encoder EMA coefficient m (0.999 in [0]; 0.99 in [0]'s
             CIFAR-10 demo).
         temperature: 0.2 in [1].
@@ -59,6 +66,16 @@ class MoCoV2(Method):
         base_lr: lr per 256 images; None: 0.03 for SGD [0], 0.3 for LARS,
             1e-3 for Adam.
         weight_decay: 1e-4 [0].
+        exclude_own_keys: drop from the negatives the queued keys of the
+            images in the batch (their earlier views), when the trainer passes
+            each image's dataset index (``sample_ids``); up to N of the K
+            negatives go per step. [0] keeps them (default): with K = 65536 of
+            1.28M images a query almost never meets its own image in the
+            queue. With a queue that holds much of a small dataset it often
+            does (K = 1024 of 1437 digits at batch 256: a third of the
+            queries), and is told that its own earlier view is a negative.
+            Measured on digits (docs/quality.md) it changed little there; a
+            queue of at most ~10% of the images (below) matters more.
         short_run_fraction: the key encoder's memory 1 / (1 - m) is at most
             this fraction of the run (default 0.1; None: m whatever the
             length). At m = 0.999 the key encoder averages ~1000 steps: in a
@@ -73,7 +90,8 @@ class MoCoV2(Method):
             model "cheats" ([0], Sec. 3.3).
         num_classes: online probe classes (None: no probe).
 
-    State (buffers, saved in checkpoints): queue (K, proj_dim), queue_ptr.
+    State (buffers, saved in checkpoints): queue (K, proj_dim), queue_ids (K,)
+    (dataset index of each queued key, -1: none), queue_ptr.
     Shuffled batch norm: under DDP the keys' images are shuffled across
     processes before the key encoder and unshuffled after ([0], Sec. 3.3); in
     one process they are shuffled across the bn_splits sub-batches (with
@@ -81,6 +99,7 @@ class MoCoV2(Method):
     """
 
     augmentation = "moco_v2"
+    uses_sample_ids = True
 
     def __init__(
         self,
@@ -97,6 +116,7 @@ class MoCoV2(Method):
         weight_decay=1e-4,
         head_batch_norm=False,
         bn_splits=1,
+        exclude_own_keys: bool = False,
         short_run_fraction: float | None = SHORT_RUN_FRACTION,
         num_classes=None,
         encoder: str = "resnet18",
@@ -118,7 +138,9 @@ class MoCoV2(Method):
         self.key_encoder = copy.deepcopy(self.encoder).requires_grad_(False)
         self.key_head = copy.deepcopy(self.head).requires_grad_(False)
         self.register_buffer("queue", F.normalize(torch.randn(queue_size, proj_dim), dim=1))  # K x D
+        self.register_buffer("queue_ids", torch.full((queue_size,), -1, dtype=torch.long))  # K
         self.register_buffer("queue_ptr", torch.zeros((), dtype=torch.long))
+        self.exclude_own_keys = exclude_own_keys
         self.queue_size, self.momentum, self.temperature = queue_size, momentum, temperature
         self.base_lr = DEFAULT_BASE_LR[optimizer] if base_lr is None else base_lr
         self.weight_decay, self.short_run_fraction = weight_decay, short_run_fraction
@@ -163,23 +185,46 @@ class MoCoV2(Method):
         unshuffle = torch.argsort(perm)
         return k_all[unshuffle].view(distributed.world_size(), n, -1)[distributed.rank()]
 
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # checkpoints written before queue_ids existed: every queued key of an unknown image
+        state_dict.setdefault(prefix + "queue_ids", torch.full_like(self.queue_ids, -1))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
     @torch.no_grad()
-    def _enqueue(self, k: torch.Tensor) -> None:
+    def _enqueue(self, k: torch.Tensor, sample_ids: torch.Tensor | None) -> None:
         keys = distributed.gather_no_grad(k)  # world*N x D, NO gradient (none needed)
         ptr, b = int(self.queue_ptr), keys.shape[0]
         self.queue[ptr : ptr + b] = F.normalize(keys.to(self.queue.dtype), dim=1)
+        if sample_ids is None:
+            self.queue_ids[ptr : ptr + b] = -1
+        else:
+            self.queue_ids[ptr : ptr + b] = distributed.gather_no_grad(sample_ids.to(self.queue_ids.device))
         self.queue_ptr.fill_((ptr + b) % self.queue_size)
 
-    def ssl_step(self, views):
+    def _negatives(self, sample_ids: torch.Tensor | None) -> torch.Tensor:
+        """The queue (K', D), less the keys of this batch's images when asked."""
+        if sample_ids is None or not self.exclude_own_keys:
+            return self.queue.clone()
+        own = torch.isin(self.queue_ids, sample_ids.to(self.queue_ids.device))  # K
+        return self.queue[~own]
+
+    def ssl_step(self, views, sample_ids: torch.Tensor | None = None):
+        """views: (x_q, x_k), each (N, 3, H, W); sample_ids: (N,) int64 dataset
+        indices of the images, or None (then no key is excluded)."""
         x_q, x_k = views
+        if sample_ids is not None and (sample_ids.dtype != torch.long or sample_ids.shape != (x_q.shape[0],)):
+            raise ValueError(
+                f"sample_ids must be an int64 tensor of shape ({x_q.shape[0]},), "
+                f"got {sample_ids.dtype} {tuple(sample_ids.shape)}"
+            )
         h = self.encoder(x_q)  # N x F
         q = self.head(h)  # N x D
         if self.training:
             self._momentum_update()  # before the keys, as in [0]'s Algorithm 1
         k = self._keys(x_k)  # N x D
-        loss = info_nce(q.float(), k.float(), self.queue.clone(), self.temperature)
+        loss = info_nce(q.float(), k.float(), self._negatives(sample_ids), self.temperature)
         if self.training:
-            self._enqueue(k)
+            self._enqueue(k, sample_ids)
         return loss, h
 
     @torch.no_grad()
@@ -188,6 +233,15 @@ class MoCoV2(Method):
 
     def configure_optimizer(self, batch_size, total_steps, steps_per_epoch):
         self.current_momentum = ema_momentum(self.momentum, total_steps, self.short_run_fraction)
+        span, memory = self.queue_size / batch_size, 1 / (1 - self.current_momentum)
+        if span > memory / 2:
+            warnings.warn(
+                f"moco_v2: the queue (queue_size={self.queue_size}) holds the keys of the last {span:g} steps, "
+                f"but the key encoder (m = {self.current_momentum:.3f} in this run) remembers about {memory:.1f}: "
+                "its negatives come from encoders the current one no longer resembles (MoCo, Sec. 3.2). Use a "
+                f"queue_size of at most {max(1, int(memory / 2)) * batch_size} or a momentum closer to 1",
+                stacklevel=2,
+            )
         return method_optimizer(
             self.optimizer,
             self.method_parameters(),

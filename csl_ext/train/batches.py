@@ -1,12 +1,15 @@
 """The trainer's one loader interface: batches of views from arrays or image folders.
 
 A method never knows where its views came from: `PretrainBatches.epoch`
-yields ``(views, labels)`` for an in-memory / memory-mapped array (digits,
+yields ``(views, labels, sample_ids)`` for an in-memory / memory-mapped array (digits,
 CIFAR-10, STL-10: a transposed view of the dataset's array, never a copy) and
 for an image folder (a file list, decoded per batch by DALI's
 ``fn.readers.file`` or by DataLoader workers). Each process reads its own shard
 (rank / world size) of one permutation per epoch, so the shards cover the data
-once per epoch.
+once per epoch. The sample ids (each image's index in the dataset) are
+computed here from the same permutation (`.augment.sharding.shard_indices`)
+that both loaders read in: MoCo v2 uses them to keep an image's own earlier
+keys out of its negatives.
 
 Exact resume: each epoch's loader is seeded by (seed, epoch) alone
 (`epoch_seed`), and ``epoch(e, start_step)`` yields the batches of an
@@ -22,6 +25,7 @@ import numpy as np
 import torch
 
 from csl_ext.augment.factory import Augmentation
+from csl_ext.augment.sharding import shard_indices
 from csl_ext.data.folder import ImageFolder
 
 __all__ = ["PretrainBatches", "epoch_seed", "folder_subset"]
@@ -127,19 +131,33 @@ class PretrainBatches:
             **common,
         )
 
-    def epoch(self, epoch: int, start_step: int = 0) -> Iterator[tuple[tuple[torch.Tensor, ...], torch.Tensor | None]]:
-        """``(views, labels)`` of steps `start_step` .. steps_per_epoch - 1 of `epoch`.
+    def sample_ids(self, epoch: int) -> torch.Tensor:
+        """(steps_per_epoch * local_batch,) int64: the dataset index of every
+        image this process reads in `epoch`, in order; step s holds entries
+        [s * local_batch, (s + 1) * local_batch). The loaders' first (and only)
+        epoch is their epoch 0 of seed epoch_seed(seed, epoch)."""
+        order = shard_indices(
+            self.num_images, self.rank, self.world_size, shuffle=True, seed=epoch_seed(self.seed, epoch), epoch=0
+        )
+        return torch.from_numpy(order[: self.steps_per_epoch * self.local_batch].copy())
+
+    def epoch(
+        self, epoch: int, start_step: int = 0
+    ) -> Iterator[tuple[tuple[torch.Tensor, ...], torch.Tensor | None, torch.Tensor]]:
+        """``(views, labels, sample_ids)`` of steps `start_step` .. steps_per_epoch - 1 of `epoch`.
 
         views: num_views tensors (B, 3, S, S) (CPC v2: one (B, nH, nW, 3, p, p)
-        patch grid); labels: (B,) int64, or None without labels.
+        patch grid); labels: (B,) int64, or None without labels; sample_ids:
+        (B,) int64 dataset indices of the batch's images, on the CPU.
         """
         nv = self.augmentation.config.num_views
+        ids = self.sample_ids(epoch).view(self.steps_per_epoch, self.local_batch)
         loader = self._loader(epoch, start_step)
         batches = iter(loader)
         try:
-            for _ in range(start_step, self.steps_per_epoch):
+            for step in range(start_step, self.steps_per_epoch):
                 batch = next(batches)
-                yield tuple(batch[:nv]), (batch[nv] if self.with_labels else None)
+                yield tuple(batch[:nv]), (batch[nv] if self.with_labels else None), ids[step]
         finally:
             close = getattr(batches, "close", None)
             if close is not None:

@@ -339,8 +339,8 @@ class Trainer:
         """Runs the rest of epoch `pos.epoch`, advancing `pos`; returns why it
         stopped early (``interrupted`` / ``max_steps``) or None at its end."""
         self.stats.reset()  # images/s without the time spent before this epoch's first step
-        for views, labels in self.batches.epoch(pos.epoch, pos.step_in_epoch):
-            loss, probe_acc = self._train_step(views, labels, pos, result)
+        for views, labels, sample_ids in self.batches.epoch(pos.epoch, pos.step_in_epoch):
+            loss, probe_acc = self._train_step(views, labels, sample_ids, pos, result)
             pos.step += 1
             pos.step_in_epoch += 1
             result.losses.append(loss)
@@ -364,11 +364,11 @@ class Trainer:
             return contextlib.nullcontext()
         return torch.autocast("cuda", dtype=self.amp_dtype)
 
-    def _train_step(self, views, labels, pos: Position, result: TrainResult) -> tuple[float, float | None]:
+    def _train_step(self, views, labels, sample_ids, pos: Position, result: TrainResult) -> tuple[float, float | None]:
         """One optimiser step (skipped, on every process, for a non-finite loss);
         returns (self-supervised loss, online-probe accuracy or None)."""
         with self._autocast():
-            out = self.model(views, labels)
+            out = self.model(views, labels, sample_ids)
         # every process must agree to skip, else DDP's all-reduce hangs
         if self._agree(not bool(torch.isfinite(out.loss.detach()))):
             result.skipped_steps += 1

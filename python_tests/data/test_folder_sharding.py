@@ -4,6 +4,7 @@ they read every file exactly once per epoch, and the Trainer runs on the folder.
 
 import os
 import socket
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -38,8 +39,9 @@ def _worker(rank, port, root, backends, train_config, results):
     try:
         for backend in backends:
             aug = make_augmentation("simclr", 16, backend=backend, jitter_p=0.0, gray_p=0.0)
+            folder = ImageFolder(root, "train", 16)
             batches = PretrainBatches(
-                ImageFolder(root, "train", 16),
+                folder,
                 aug,
                 local_batch=BATCH,
                 rank=dist.get_rank(),
@@ -51,12 +53,13 @@ def _worker(rank, port, root, backends, train_config, results):
             )
             mean, std = torch.tensor(aug.config.mean).view(1, 3, 1, 1), torch.tensor(aug.config.std).view(1, 3, 1, 1)
             for epoch in range(2):
-                ids, labels = [], []
-                for views, y in batches.epoch(epoch):
+                ids, labels, named = [], [], []
+                for views, y, sample_ids in batches.epoch(epoch):
                     level = ((views[0] * std + mean) * 255).mean((1, 2, 3))
                     ids += ((level - 10) / 10).round().long().tolist()
                     labels += y.tolist()
-                results[(backend, epoch, rank)] = (ids, labels)
+                    named += [int(Path(folder.path(int(i))).stem) for i in sample_ids]  # the file the id names
+                results[(backend, epoch, rank)] = (ids, labels, named)
         result = Trainer(train_config).fit()  # the trainer on the folder, in the same process group
         results[("trainer", rank)] = (result.status, result.step, [float(x) for x in result.losses], result.knn)
     finally:
@@ -93,7 +96,8 @@ def test_two_processes_read_disjoint_shards_covering_the_folder_once_per_epoch(t
     for backend in backends:
         orders = []
         for epoch in range(2):
-            (ids0, y0), (ids1, y1) = results[(backend, epoch, 0)], results[(backend, epoch, 1)]
+            (ids0, y0, named0), (ids1, y1, named1) = results[(backend, epoch, 0)], results[(backend, epoch, 1)]
+            assert (named0, named1) == (ids0, ids1), f"{backend}: sample_ids do not name the images read"
             assert len(ids0) == len(ids1) == N // WORLD
             assert not set(ids0) & set(ids1), f"{backend}: the shards overlap"
             assert sorted(ids0 + ids1) == list(range(N)), f"{backend}: not every file exactly once"

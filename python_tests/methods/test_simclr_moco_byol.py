@@ -146,3 +146,63 @@ def test_simclr_warmup_is_capped_in_short_runs():
     _, sched = simclr.configure_optimizer(batch_size=256, total_steps=75, steps_per_epoch=5)
     factors = [sched.lr_lambdas[0](s) for s in range(10)]
     assert factors[6] == pytest.approx(1.0) and factors[0] == pytest.approx(1 / 7)
+
+
+def _moco_loss_reference(q, k, negatives, temperature):
+    """MoCo's InfoNCE with the logits written out: positive first, then the negatives."""
+    q, k, negatives = (nn.functional.normalize(t, dim=1) for t in (q, k, negatives))
+    logits = torch.cat([(q * k).sum(1, keepdim=True), q @ negatives.T], 1) / temperature
+    return nn.functional.cross_entropy(logits, torch.zeros(len(q), dtype=torch.long))
+
+
+@pytest.mark.parametrize("exclude", [True, False])
+def test_moco_keeps_an_images_own_queued_keys_out_of_its_negatives(exclude):
+    torch.manual_seed(0)
+    moco = build_method("moco_v2", **SMALL, hidden_dim=16, proj_dim=8, queue_size=12, exclude_own_keys=exclude)
+    views = [torch.rand(4, 3, 16, 16) for _ in range(2)]
+    moco.training_step(views, None, torch.tensor([0, 1, 2, 3]))
+    moco.training_step(views, None, torch.tensor([4, 5, 6, 7]))
+    assert moco.queue_ids.tolist() == [0, 1, 2, 3, 4, 5, 6, 7, -1, -1, -1, -1]
+    queue_before = moco.queue.clone()
+    ids = torch.tensor([9, 5, 1, 10])  # images 5 and 1 have keys in the queue
+    moco.eval()  # no momentum update, no enqueue: the reference sees the same networks
+    loss = moco.training_step(views, None, ids).ssl_loss
+    q, k = moco.head(moco.encoder(views[0])), moco.key_head(moco.key_encoder(views[1]))
+    keep = torch.tensor([i not in (5, 1) for i in range(12)]) if exclude else torch.ones(12, dtype=torch.bool)
+    expected = _moco_loss_reference(q, k, queue_before[keep], moco.temperature)
+    torch.testing.assert_close(loss, expected, rtol=1e-5, atol=1e-6)
+    # without ids (a caller outside the trainer) nothing is excluded
+    unexcluded = _moco_loss_reference(q, k, queue_before, moco.temperature)
+    torch.testing.assert_close(moco.training_step(views).ssl_loss, unexcluded, rtol=1e-5, atol=1e-6)
+
+
+def test_moco_sample_ids_are_checked_and_old_checkpoints_load():
+    moco = build_method("moco_v2", **SMALL, hidden_dim=16, proj_dim=8, queue_size=8)
+    views = [torch.rand(4, 3, 16, 16) for _ in range(2)]
+    with pytest.raises(ValueError, match="sample_ids must be an int64 tensor of shape \\(4,\\)"):
+        moco.training_step(views, None, torch.arange(3))
+    with pytest.raises(ValueError, match="sample_ids"):
+        moco.training_step(views, None, torch.arange(4.0))
+    moco.training_step(views, None, torch.arange(4))
+    state = moco.state_dict()
+    del state["queue_ids"]  # a checkpoint written before the ids were kept
+    fresh = build_method("moco_v2", **SMALL, hidden_dim=16, proj_dim=8, queue_size=8)
+    fresh.load_state_dict(state)
+    assert torch.equal(fresh.queue, moco.queue) and fresh.queue_ids.tolist() == [-1] * 8
+
+
+def test_moco_warns_when_the_queue_outlives_the_key_encoders_memory():
+    import warnings
+
+    def configure(queue_size, momentum, total_steps):
+        moco = build_method("moco_v2", **SMALL, hidden_dim=16, proj_dim=8, queue_size=queue_size, momentum=momentum)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            moco.configure_optimizer(batch_size=256, total_steps=total_steps, steps_per_epoch=5)
+        return [str(w.message) for w in caught if "queue" in str(w.message)]
+
+    # 75 steps: m is capped at 0.867 (memory 7.5 steps); 4 steps of keys is more than half of it
+    (message,) = configure(1024, 0.9, 75)
+    assert "queue_size=1024" in message and "last 4 steps" in message and "at most 768" in message
+    assert configure(256, 0.9, 75) == []  # 1 step of keys
+    assert configure(65536, 0.999, 10**6) == []  # the paper: 256 steps against a memory of 1000

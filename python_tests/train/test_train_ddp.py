@@ -83,3 +83,33 @@ def test_two_process_gradients_equal_one_process_on_the_whole_batch(tmp_path):
             continue  # batch norm statistics are per process
         assert torch.equal(s0[k], s1[k]), k
     assert (tmp_path / "checkpoint.pt").exists()
+
+
+def _moco_worker(rank, port, train_config, results):
+    os.environ.update(
+        RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(WORLD), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port)
+    )
+    torch.set_num_threads(1)
+    try:
+        result = Trainer(train_config).fit()
+        results[rank] = (result.status, result.method.queue_ids.clone(), result.method.queue.clone())
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def test_two_process_moco_queues_every_processs_keys_with_their_image_ids(tmp_path):
+    """MoCo under the trainer: the queue takes both processes' keys, each with
+    the dataset index of its image (the ids its negatives are filtered by)."""
+    from conftest import tiny_config
+
+    # 32 images, global batch 8 over 2 processes, queue 32 (TINY): 3 steps fill 24 of 32 slots
+    cfg = tiny_config(tmp_path, "moco_v2", max_steps=3, epochs=1)
+    results = mp.Manager().dict()
+    mp.spawn(_moco_worker, args=(_free_port(), cfg, results), nprocs=WORLD, join=True)
+    (status0, ids0, queue0), (status1, ids1, queue1) = results[0], results[1]
+    assert status0 == status1 == "max_steps"
+    assert torch.equal(ids0, ids1) and torch.equal(queue0, queue1)  # one queue, the same on every process
+    filled = ids0[:24]
+    assert (ids0[24:] == -1).all()
+    assert len(set(filled.tolist())) == 24 and filled.min() >= 0 and filled.max() < 32  # 24 distinct images of 32
