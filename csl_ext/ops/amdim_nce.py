@@ -19,6 +19,12 @@ from csl_ext.ops._dtypes import compute_dtype
 
 __all__ = ["amdim_nce_reference", "amdim_nce_terms"]
 
+# NCHW maps with fewer locations per image are copied into rows (K*L, D)
+# first: the in-place path runs one (R x D) x (D x L) GEMM per image, which is
+# slow for small L (5x5 maps: 1.8x the three-GEMM floor in place, 1.4x with
+# the copy; 7x7: the in-place path is the faster). benchmarks/test_bench_amdim_cpc.py.
+MIN_LOCATIONS_IN_PLACE = 32
+
 
 def amdim_nce_terms(
     anchors: torch.Tensor, maps: torch.Tensor, tclip: float, reg_coef: float, block_offset: int = 0
@@ -48,12 +54,11 @@ def amdim_nce_terms(
         warn_fallback("amdim_nce")
         return amdim_nce_reference(anchors, maps, tclip, reg_coef, block_offset)
     k, d, h, w = maps.shape
-    if maps.is_contiguous():
+    if maps.is_contiguous() and h * w >= MIN_LOCATIONS_IN_PLACE:
         candidates = maps.view(k, d, h * w)  # maps (K, D, L), read in place
-    elif maps.is_contiguous(memory_format=torch.channels_last):
-        candidates = maps.permute(0, 2, 3, 1).reshape(k * h * w, d)  # rows (K*L, D): a view
     else:
-        candidates = maps.contiguous().view(k, d, h * w)
+        # rows (K*L, D): a view of a channels-last map, else one copy
+        candidates = maps.permute(0, 2, 3, 1).reshape(k * h * w, d)
     loss, reg = _AmdimNce.apply(anchors, candidates, h * w, block_offset, float(tclip), float(reg_coef))
     return loss.to(anchors.dtype), reg.to(anchors.dtype)
 

@@ -51,7 +51,9 @@ def test_reference_matches_loop():
 
 @pytest.mark.parametrize("layout", ["nchw", "channels_last", "strided"])
 @pytest.mark.parametrize(
-    "b,d,h,w,tclip", [(5, 7, 3, 2, 10.0), (4, 9, 1, 1, 1.5), (7, 3, 5, 5, 0.7), (1, 6, 3, 3, 10.0)]
+    "b,d,h,w,tclip",
+    # 7x6: NCHW maps read in place (L >= MIN_LOCATIONS_IN_PLACE); the others are copied into rows
+    [(5, 7, 3, 2, 10.0), (4, 9, 1, 1, 1.5), (7, 3, 5, 5, 0.7), (1, 6, 3, 3, 10.0), (3, 5, 7, 6, 2.0)],
 )
 def test_matches_reference_with_grads(device, layout, b, d, h, w, tclip):
     anchor, positives = _maps(b, d, h, w, torch.float64, device, layout)

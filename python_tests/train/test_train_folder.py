@@ -187,5 +187,5 @@ def test_in_memory_datasets_are_read_through_a_view_not_copied():
     )
     images = batches._input["images"]  # N x H x W x 3, as the loaders take it
     assert images.shape == (100, 16, 16, 3) and np.shares_memory(images, data.images.numpy())
-    views, labels = next(batches.epoch(0))
-    assert [v.shape for v in views] == [(8, 3, 16, 16)] * 2 and labels.shape == (8,)
+    views, labels, sample_ids = next(batches.epoch(0))
+    assert [v.shape for v in views] == [(8, 3, 16, 16)] * 2 and labels.shape == sample_ids.shape == (8,)
