@@ -75,7 +75,8 @@ class MoCoV2(Method):
             does (K = 1024 of 1437 digits at batch 256: a third of the
             queries), and is told that its own earlier view is a negative.
             Measured on digits (docs/quality.md) it changed little there; a
-            queue of at most ~10% of the images (below) matters more.
+            queue that spans fewer steps than the key encoder remembers
+            (queue_size, above) mattered more.
         short_run_fraction: the key encoder's memory 1 / (1 - m) is at most
             this fraction of the run (default 0.1; None: m whatever the
             length). At m = 0.999 the key encoder averages ~1000 steps: in a
