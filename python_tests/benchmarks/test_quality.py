@@ -40,7 +40,7 @@ def test_results_csv_has_every_cell(quick_run):
     expected = {
         (m, i, s, p)
         for m in ("simclr", "byol")
-        for i in ("csl_ext", "random_init", "lightly")
+        for i in ("csl_ext", "random_init", "random_init_bn", "lightly")
         for s in ("0", "1")
         for p in ("mlp", "linear", "knn")
     }
@@ -61,7 +61,7 @@ def test_table_is_the_mean_and_std_of_the_csv(quick_run):
     table = (quick_run / "quality.md").read_text()
     assert "--quick --methods simclr,byol" in table
     for method in ("simclr", "byol"):
-        for impl in ("csl_ext", "random_init", "lightly"):
+        for impl in ("csl_ext", "random_init", "random_init_bn", "lightly"):
             line = next(row for row in table.splitlines() if row.startswith(f"| {method} |") and f"| {impl} |" in row)
             cells = [c.strip() for c in line.strip("|").split("|")]
             assert cells[3] == "2"  # seeds
@@ -93,9 +93,40 @@ def test_verdicts_follow_the_numbers(quick_run):
     fake = {
         ("m", "csl_ext"): {"mlp": (0.80, 0.01, 3), "linear": (0.9, 0.0, 3), "knn": (0.9, 0.0, 3)},
         ("m", "random_init"): {"mlp": (0.95, 0.0, 3), "linear": (0.8, 0.0, 3), "knn": (0.8, 0.0, 3)},
+        ("m", "random_init_bn"): {"mlp": (0.7, 0.0, 3), "linear": (0.7, 0.0, 3), "knn": (0.95, 0.0, 3)},
         ("m", "lightly"): {"mlp": (0.85, 0.02, 3), "linear": (0.9, 0.0, 3), "knn": (0.9, 0.0, 3)},
     }
-    assert quality.verdicts(fake, "m") == {"beats_random_init": True, "matches_lightly": False}
+    assert quality.verdicts(fake, "m") == {
+        "beats_random_init": True,
+        "beats_random_init_bn": False,  # below it on kNN
+        "matches_lightly": False,
+    }
+
+
+@pytest.mark.parametrize("method", ["moco_v2", "byol"])
+def test_bn_statistics_twin_changes_only_the_bn_statistics(method):
+    """The twin is the random-init method with the running statistics of the
+    training views: every parameter equal, every BN buffer moved from 0 / 1."""
+    import numpy as np
+    import torch
+
+    quality = load_quality()
+    kwargs = dict(quality.example_settings(method)[0], **quality.QUICK_KWARGS[method])
+    images = np.random.default_rng(0).integers(0, 256, (64, 16, 16, 3), dtype=np.uint8)
+    twin = quality.bn_statistics_twin(method, kwargs, {}, images, 32, 3, 16, "torchvision")
+    torch.manual_seed(3)
+    init = quality.build_method(method, **kwargs)
+    assert not twin.training
+    for (name, p), q in zip(twin.named_parameters(), init.parameters()):
+        # momentum copies are averaged with equal weights: equal up to rounding
+        assert torch.equal(p, q) if name.startswith("encoder.") else torch.allclose(p, q, atol=1e-6), name
+    bns = [m for m in twin.encoder.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    assert bns
+    for bn in bns:
+        # one pass per step (MoCo's queries), or one per view (BYOL)
+        assert int(bn.num_batches_tracked) == {"moco_v2": 1, "byol": 2}[method] * quality.BN_TWIN_STEPS
+        assert not torch.allclose(bn.running_mean, torch.zeros_like(bn.running_mean))
+        assert not torch.allclose(bn.running_var, torch.ones_like(bn.running_var))
 
 
 def test_knn_curves_start_at_the_random_init_and_end_at_the_result(quick_run):

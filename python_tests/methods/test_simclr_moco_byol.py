@@ -194,8 +194,16 @@ def test_moco_sample_ids_are_checked_and_old_checkpoints_load():
 def test_moco_warns_when_the_queue_outlives_the_key_encoders_memory():
     import warnings
 
-    def configure(queue_size, momentum, total_steps):
-        moco = build_method("moco_v2", **SMALL, hidden_dim=16, proj_dim=8, queue_size=queue_size, momentum=momentum)
+    def configure(queue_size, momentum, total_steps, symmetric=False):
+        moco = build_method(
+            "moco_v2",
+            **SMALL,
+            hidden_dim=16,
+            proj_dim=8,
+            queue_size=queue_size,
+            momentum=momentum,
+            symmetric=symmetric,
+        )
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             moco.configure_optimizer(batch_size=256, total_steps=total_steps, steps_per_epoch=5)
@@ -206,3 +214,33 @@ def test_moco_warns_when_the_queue_outlives_the_key_encoders_memory():
     assert "queue_size=1024" in message and "last 4 steps" in message and "at most 768" in message
     assert configure(256, 0.9, 75) == []  # 1 step of keys
     assert configure(65536, 0.999, 10**6) == []  # the paper: 256 steps against a memory of 1000
+    # symmetric: both views' keys join the queue, 512 a step at batch 256
+    (message,) = configure(2048, 0.9, 75, symmetric=True)
+    assert "last 4 steps" in message and "at most 1536" in message
+    assert configure(512, 0.9, 75, symmetric=True) == []
+
+
+def test_moco_symmetric_loss_adds_both_directions_and_enqueues_both_views_keys():
+    torch.manual_seed(0)
+    moco = build_method("moco_v2", **SMALL, hidden_dim=16, proj_dim=8, queue_size=16, symmetric=True)
+    views = [torch.rand(4, 3, 16, 16) for _ in range(2)]
+    moco.training_step(views, None, torch.arange(4))
+    assert moco.queue_ids.tolist() == [0, 1, 2, 3, 0, 1, 2, 3] + [-1] * 8 and int(moco.queue_ptr) == 8
+    with torch.no_grad():  # train-mode BN: the keys the step made, views[1]'s then views[0]'s
+        keys = torch.cat([moco.key_head(moco.key_encoder(v)) for v in (views[1], views[0])])
+    torch.testing.assert_close(moco.queue[:8], nn.functional.normalize(keys, dim=1), rtol=1e-5, atol=1e-6)
+
+    queue_before = moco.queue.clone()
+    moco.eval()  # no momentum update, no enqueue: the reference sees the same networks
+    loss = moco.training_step(views).ssl_loss
+    q1, q2 = (moco.head(moco.encoder(v)) for v in views)
+    k1, k2 = (moco.key_head(moco.key_encoder(v)) for v in views)
+    expected = _moco_loss_reference(q1, k2, queue_before, moco.temperature) + _moco_loss_reference(
+        q2, k1, queue_before, moco.temperature
+    )
+    torch.testing.assert_close(loss, expected, rtol=1e-5, atol=1e-6)
+
+    # 2 x 4 keys a step: a queue of 12 would leave a partial slot
+    with pytest.raises(ValueError, match=r"multiple of the keys enqueued per step \(8"):
+        build_method("moco_v2", **SMALL, queue_size=12, symmetric=True).check_batch_size(4)
+    build_method("moco_v2", **SMALL, queue_size=12).check_batch_size(4)  # asymmetric: 4 keys a step
