@@ -346,6 +346,8 @@ def run_cell(
         name, method_kwargs, augment_kwargs, pretrain, batch, seed, args.image_size, args.backend
     )
     score("random_init_bn", untrained_bn, time.perf_counter() - t0, [])
+    if args.baselines_only:
+        return rows, curves
 
     curve = KnnCurve(train_set, test_set, every, total)
     cfg = TrainConfig(
@@ -513,6 +515,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-workers", type=int, default=0)
     p.add_argument("--no-lightly", action="store_true", help="skip the lightly twins")
     p.add_argument(
+        "--baselines-only",
+        action="store_true",
+        help="score the two random-init twins only (no training): seconds to minutes per cell",
+    )
+    p.add_argument(
         "--quick",
         action="store_true",
         help="tiny models, 64 images, 2 steps, 2 probe epochs: checks the pipeline in seconds",
@@ -575,11 +582,12 @@ def main(argv=None) -> dict:
             curves += c
             write_csv(out_dir / "results.csv", rows)  # after every cell: a long run can be read while it runs
 
-    write_csv(out_dir / "curves.csv", curves)
     summary = summarise(rows)
     table = markdown_table(summary, budgets, command)
     (out_dir / "quality.md").write_text(table)
-    plot_curves(curves, out_dir / "knn_vs_steps.png")
+    if curves:  # none with --baselines-only
+        write_csv(out_dir / "curves.csv", curves)
+        plot_curves(curves, out_dir / "knn_vs_steps.png")
     print(table)
     return summary
 

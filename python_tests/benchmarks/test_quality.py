@@ -162,3 +162,14 @@ def test_bad_arguments_are_rejected(tmp_path):
         quality.main(["--methods", "simsiam", "--out-dir", str(tmp_path)])
     with pytest.raises(SystemExit, match="--steps"):
         quality.main(["--methods", "simclr", "--steps", "0", "--out-dir", str(tmp_path)])
+
+
+def test_baselines_only_scores_the_two_untrained_twins(tmp_path):
+    load_quality().main(
+        ["--quick", "--methods", "moco_v2", "--seeds", "1", "--baselines-only", "--out-dir", str(tmp_path)]
+    )
+    rows = read(tmp_path / "results.csv")
+    assert {(r["impl"], r["protocol"]) for r in rows} == {
+        (i, p) for i in ("random_init", "random_init_bn") for p in ("mlp", "linear", "knn")
+    }
+    assert "| moco_v2 |" in (tmp_path / "quality.md").read_text() and not (tmp_path / "curves.csv").exists()
