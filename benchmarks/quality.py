@@ -244,6 +244,8 @@ def bn_statistics_twin(name, method_kwargs, augment_kwargs, images, batch_size, 
     """
     torch.manual_seed(seed)  # the trainer's initial weights
     method = build_method(name, **method_kwargs)
+    if not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in method.modules()):
+        return method.eval()  # nothing to gather (CPC v2's encoder normalises per image): the random init
     method.check_batch_size(batch_size)
     data = ImageArray(torch.from_numpy(images).permute(0, 3, 1, 2), np.zeros(len(images)), num_classes=1)
     aug = make_augmentation(method.augmentation, image_size, backend=backend, **augment_kwargs)

@@ -173,3 +173,18 @@ def test_baselines_only_scores_the_two_untrained_twins(tmp_path):
         (i, p) for i in ("random_init", "random_init_bn") for p in ("mlp", "linear", "knn")
     }
     assert "| moco_v2 |" in (tmp_path / "quality.md").read_text() and not (tmp_path / "curves.csv").exists()
+
+
+def test_bn_statistics_twin_of_a_method_without_batch_norm_is_its_random_init():
+    import numpy as np
+    import torch
+
+    quality = load_quality()
+    kwargs = dict(quality.example_settings("cpc_v2")[0], **quality.QUICK_KWARGS["cpc_v2"])
+    images = np.zeros((8, 32, 32, 3), dtype=np.uint8)  # never read: there is no statistic to gather
+    twin = quality.bn_statistics_twin("cpc_v2", kwargs, {}, images, 4, 0, 32, "torchvision")
+    torch.manual_seed(0)
+    init = quality.build_method("cpc_v2", **kwargs)
+    assert not twin.training
+    for (name, a), b in zip(twin.state_dict().items(), init.state_dict().values()):
+        assert torch.equal(a, b), name
