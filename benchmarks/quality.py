@@ -162,7 +162,8 @@ class LightlyTwin(torch.nn.Module):
             with torch.no_grad():
                 k = torch.cat([self.key_head(self.key_backbone(b)) for _, b in pairs])
             # symmetric: one call, so both directions meet the same memory bank (as csl_ext's and the
-            # MoCo demo's queue); lightly averages over the 2N queries where those two sum the two losses
+            # MoCo demo's queue do); lightly's loss is the mean over the 2N queries, theirs the sum of
+            # the two directions' means, hence the factor
             return len(pairs) * self.criterion(q, k)
         tau = cosine_schedule(step, self.total_steps, self.tau_base, 1.0)
         update_momentum(self.backbone, self.target_backbone, tau)
