@@ -167,9 +167,13 @@ class MoCoV2(Method):
             )
         keys_per_step = self._keys_per_step(global_batch)
         if self.queue_size % keys_per_step:
+            what = (
+                f"2 x the global batch size ({keys_per_step}: symmetric=True enqueues both views' keys)"
+                if self.symmetric
+                else f"the global batch size ({keys_per_step})"
+            )
             raise ValueError(
-                f"queue_size ({self.queue_size}) must be a multiple of the keys enqueued per step ({keys_per_step}: "
-                f"the global batch size{' x 2 views, symmetric' if self.symmetric else ''}) "
+                f"queue_size ({self.queue_size}) must be a multiple of {what} "
                 "so that each step replaces whole slots of the queue"
             )
 

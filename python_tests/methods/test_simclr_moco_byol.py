@@ -241,6 +241,6 @@ def test_moco_symmetric_loss_adds_both_directions_and_enqueues_both_views_keys()
     torch.testing.assert_close(loss, expected, rtol=1e-5, atol=1e-6)
 
     # 2 x 4 keys a step: a queue of 12 would leave a partial slot
-    with pytest.raises(ValueError, match=r"multiple of the keys enqueued per step \(8"):
+    with pytest.raises(ValueError, match=r"multiple of 2 x the global batch size \(8: symmetric"):
         build_method("moco_v2", **SMALL, queue_size=12, symmetric=True).check_batch_size(4)
     build_method("moco_v2", **SMALL, queue_size=12).check_batch_size(4)  # asymmetric: 4 keys a step
