@@ -143,7 +143,7 @@ class LightlyTwin(torch.nn.Module):
             self.target_backbone = copy.deepcopy(encoder).requires_grad_(False)
             self.target_head = copy.deepcopy(self.head).requires_grad_(False)
             self.criterion = NegativeCosineSimilarity()
-            self.tau_base = ema_momentum(method.tau_base, total_steps, method.short_run_fraction)
+            self.tau_base = method.tau_base
         else:
             raise ValueError(f"no lightly twin for method {name!r}; there are {LIGHTLY_METHODS}")
 

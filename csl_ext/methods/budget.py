@@ -1,11 +1,12 @@
 """Settings that depend on the length of a run, shared by SimCLR, MoCo v2 and BYOL.
 
 The papers' schedules assume hundreds of epochs: SimCLR and BYOL warm up for
-10 epochs, MoCo's key encoder and BYOL's target average the last ~1/(1 - m)
-steps (1000 at m = 0.999, 250 at 0.996). In a run of a few hundred steps those
-settings mean the learning rate is still rising, or the momentum encoder is
-still mostly its random initialisation, when training ends. The rules here
-shorten them in proportion to the run and leave paper-length runs unchanged.
+10 epochs, MoCo's key encoder averages the last ~1/(1 - m) steps (1000 at
+m = 0.999). In a run of a few hundred steps those settings mean the learning
+rate is still rising, or the key encoder (and so the queue's keys) is still
+mostly its random initialisation, when training ends. The rules here shorten
+them in proportion to the run and leave paper-length runs unchanged. BYOL's
+target keeps its paper's memory (csl_ext.methods.byol says why).
 """
 
 from csl_ext.optim import OPTIMIZERS, make_optimizer
@@ -42,8 +43,7 @@ def ema_momentum(momentum: float, total_steps: int, max_fraction: float | None =
     of the run: ``min(m, 1 - 1 / (max_fraction * total_steps))`` (None: m).
 
     E.g. MoCo's m = 0.999 over 75 steps becomes 0.867 (memory 7.5 steps) and is
-    unchanged over 10^5 steps; BYOL's tau_base = 0.996 becomes 0.867 over 75
-    steps and is unchanged over 2500 or more.
+    unchanged over 10^4 steps or more.
     """
     if max_fraction is None:
         return momentum
