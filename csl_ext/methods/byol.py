@@ -62,13 +62,12 @@ class BYOL(Method):
         weight_decay: 1.5e-6 in [0].
         warmup_epochs: linear warm-up epochs (10 in [0]).
         short_run_fraction: the warm-up is at most this fraction of the run
-            (default 0.1; None: exactly ``warmup_epochs``). The target's
-            tau_base is [0]'s whatever the length of the run: unlike MoCo's
-            queue, nothing here needs the target to keep up with the online
-            network, and a target that stays near its random initialisation
-            is itself a useful target ([0], Sec. 3.1: predicting a fixed
-            random network's projections gives 18.8% top-1 where its own
-            features give 1.4%). On digits at 75 steps, capping the target's
+            (default 0.1; None: exactly ``warmup_epochs``). tau_base is used
+            as given whatever the length of the run: unlike MoCo's queue,
+            nothing here needs the target to keep up with the online network,
+            and a target that stays near its random initialisation is itself
+            a useful target ([0], Sec. 3: predicting a fixed random network's
+            projections gives 18.8% top-1 where its own features give 1.4%). On digits at 75 steps, capping the target's
             memory at 10% of the run (as MoCo's key encoder is) scored lower
             on every protocol (docs/quality.md).
         num_classes: online probe classes (None: no probe).
