@@ -10,12 +10,17 @@ every patch, mean-pooled into a (B, D, 7, 7) grid; representation extraction
 1x1 prediction head per step and direction; similarity = dot product of 64-d
 targets and predictions scaled by 0.1; loss = multi-step InfoNCE on the
 fused op. Optimiser: Adam, betas (0.8, 0.999), eps 1e-7, weight decay 1e-5,
-constant rate, as pl_bolts' CPC_v2 [2].
+constant rate, as pl_bolts' CPC_v2 [2]. Evaluated features: the grid's
+mean ([0]'s encoder output, patches encoded independently, mean-pooled);
+``embedding="grid"`` flattens the grid instead, as pl_bolts' fine-tuner
+(the code behind Falcon & Cho) [3].
 
 - [0]: CPC v2, Hénaff et al. 2020, https://arxiv.org/abs/1905.09272
 - [1]: Falcon & Cho 2020, https://arxiv.org/abs/2009.00104
 - [2]: pl_bolts, models/self_supervised/cpc/cpc_module.py (configure_optimizers,
   CPCTask(target_dim=64, embed_scale=0.1))
+- [3]: pl_bolts, models/self_supervised/ssl_finetuner.py (``feats.view(feats.size(0), -1)``
+  on the (B, C, 7, 7) output of CPC_v2.forward; ``in_features = z_dim = c * h * h``)
 """
 
 import torch
@@ -28,6 +33,8 @@ from csl_ext.methods.infomax_optimizer import InfomaxOptimizer
 from csl_ext.methods.registry import register
 from csl_ext.ops.patchify import patch_grid
 from csl_ext.tasks.cpc import DIRECTIONS, CPCTask, default_offsets
+
+EMBEDDINGS = ("mean", "grid")
 
 
 @register("cpc_v2")
@@ -53,13 +60,17 @@ class CPCV2(Method):
             schedule, momentum: csl_ext.methods.infomax_optimizer; pl_bolts'
             Adam by default (lr: csl_ext's 2e-4; pl_bolts' constructor
             default is 1e-4).
+        embedding: what `embed` returns and the online probe reads: "mean"
+            (the grid's mean, (N, D): [0]) or "grid" (the flattened grid,
+            (N, D * 7 * 7): pl_bolts' evaluation [3]); `feature_dim` is
+            that size.
         num_classes: online probe classes (None: no probe).
         encoder_kwargs: the registry entry's arguments; torchvision entries
             get norm="layer" (LayerNorm) unless encoder_kwargs says otherwise.
 
     Shapes:
         views: one (N, 7, 7, 3, p, p) patch grid; embed: (N, 3, S, S) ->
-        (N, D), the grid's mean.
+        (N, D), the grid's mean, or (N, D * 7 * 7) with embedding="grid".
     """
 
     augmentation = "cpc_v2"
@@ -85,12 +96,15 @@ class CPCV2(Method):
         warmup_fraction=0.1,
         schedule="constant",
         momentum=0.9,
+        embedding: str = "mean",
         num_classes=None,
         encoder_kwargs: dict | None = None,
     ):
         super().__init__(num_classes)
         if not isinstance(image_size, int) or image_size < 16 or image_size % 8:
             raise ValueError(f"image_size must be a multiple of 8 >= 16, got {image_size!r}")
+        if embedding not in EMBEDDINGS:
+            raise ValueError(f"embedding must be one of {EMBEDDINGS}, got {embedding!r}")
         patch, stride = image_size // 4, image_size // 8
         if encoder != "resnet161" and encoder not in ENCODERS:
             raise ValueError(f"encoder must be 'resnet161' (CPC v2's) or one of {sorted(ENCODERS)}, got {encoder!r}")
@@ -115,13 +129,20 @@ class CPCV2(Method):
             scale=scale,
             directions=directions,
         )
+        self.embedding = embedding
+        if embedding == "grid":
+            self.feature_dim *= grid_rows * grid_rows  # D x 7 x 7, flattened
         self.optim_config = InfomaxOptimizer(
             optimizer, lr, weight_decay, tuple(betas), eps, warmup_steps, warmup_fraction, schedule, momentum
         )
         self._make_probe()
 
+    def _pool(self, grid: torch.Tensor) -> torch.Tensor:
+        """(N, D, 7, 7) -> (N, feature_dim) as `embedding` says."""
+        return grid.mean(dim=(2, 3)) if self.embedding == "mean" else grid.flatten(1)
+
     def embed(self, x: torch.Tensor) -> torch.Tensor:
-        return self.encoder(x).mean(dim=(2, 3))  # N x D
+        return self._pool(self.encoder(x))
 
     def ssl_step(self, views):
         (grid,) = views  # B x nH x nW x 3 x p x p, augmented per patch
@@ -129,7 +150,7 @@ class CPCV2(Method):
         vectors = self.encoder.encoder(grid.flatten(0, 2))  # B*nH*nW x D
         grid_features = vectors.reshape(b, n_h, n_w, -1).permute(0, 3, 1, 2).float()  # B x D x nH x nW
         loss = self.task(grid_features, gather=distributed.is_distributed())  # every process's negatives
-        return loss, grid_features.mean(dim=(2, 3))
+        return loss, self._pool(grid_features)
 
     def configure_optimizer(self, batch_size, total_steps, steps_per_epoch):
         return self.optim_config.make(self.method_parameters(), total_steps)

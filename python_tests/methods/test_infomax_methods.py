@@ -151,3 +151,26 @@ def test_resnet161_preset_is_cpc_v2s_widened_third_stack():
     assert CPC_RESNET_PRESETS["resnet101"]["blocks"] == (3, 4, 23)
     with pytest.raises(ValueError, match="encoder must be 'resnet161'.* or one of"):
         build_method("cpc_v2", encoder="resnet162")
+
+
+def test_cpc_embedding_is_the_grids_mean_or_the_flattened_grid():
+    """embedding="mean" is CPC v2's paper's mean-pooled grid, "grid" pl_bolts'
+    fine-tuner input (the (N, D, 7, 7) grid flattened); the online probe reads
+    the same features."""
+    torch.manual_seed(0)
+    images = torch.randn(3, 3, 32, 32)
+    mean = build_method("cpc_v2", num_classes=10, **SMALL["cpc_v2"]).eval()
+    grid = build_method("cpc_v2", num_classes=10, embedding="grid", **SMALL["cpc_v2"]).eval()
+    grid.encoder.load_state_dict(mean.encoder.state_dict())  # the same encoder; the probes differ in size
+    maps = mean.encoder(images)  # N x D x 7 x 7
+    assert maps.shape[2:] == (7, 7)
+    torch.testing.assert_close(mean.embed(images), maps.mean(dim=(2, 3)))
+    torch.testing.assert_close(grid.embed(images), maps.flatten(1))
+    assert grid.feature_dim == 49 * mean.feature_dim == grid.embed(images).shape[1]
+    assert grid.probe.in_features == grid.feature_dim
+
+    patches = torch.randn(4, 7, 7, 3, 8, 8)  # the "cpc_v2" augmentation's grid at 32 px
+    out = grid.train().training_step((patches,), labels=torch.tensor([0, 1, 2, -1]))
+    assert out.loss.isfinite() and out.probe_acc is not None
+    with pytest.raises(ValueError, match="embedding must be one of"):
+        build_method("cpc_v2", embedding="pooled", **SMALL["cpc_v2"])
