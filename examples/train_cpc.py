@@ -14,6 +14,7 @@ Larger settings (pl_bolts' CPC_v2 cuts 8 px patches at 32 px, 16 px at 64 px; lr
               --method-kwargs '{"encoder": "resnet161"}'  (Henaff et al.'s ResNet-161: ResNet-101
               with its third stack widened to 46 blocks of 512 -> 4096 channels)
     Falcon & Cho's down-only prediction: --method-kwargs '{"directions": ["down"]}'
+    pl_bolts' evaluated features (the flattened 7x7 grid, not its mean): --method-kwargs '{"embedding": "grid"}'
 The defaults and their sources: docs/faithfulness.md.
 
 - [0]: CPC v2, Henaff et al. 2020, https://arxiv.org/abs/1905.09272
