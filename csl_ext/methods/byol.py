@@ -67,9 +67,10 @@ class BYOL(Method):
             nothing here needs the target to keep up with the online network,
             and a target that stays near its random initialisation is itself
             a useful target ([0], Sec. 3: predicting a fixed random network's
-            projections gives 18.8% top-1 where its own features give 1.4%). On digits at 75 steps, capping the target's
-            memory at 10% of the run (as MoCo's key encoder is) scored lower
-            on every protocol (docs/quality.md).
+            projections gives 18.8% top-1 where its own features give
+            1.4%). On digits at 75 steps, capping the target's memory at 10%
+            of the run (as MoCo's key encoder is) scored lower on every
+            protocol (docs/quality.md).
         num_classes: online probe classes (None: no probe).
 
     State saved in checkpoints: the target network (target_encoder,
