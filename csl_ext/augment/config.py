@@ -126,6 +126,9 @@ class ViewConfig:
         return self.translate > 0 and self.translate_p > 0
 
 
+COLOR_DROP_FILLS = ("kept", "mean")  # what a dropped colour channel holds (PatchConfig.color_drop_fill)
+
+
 @dataclass(frozen=True)
 class PatchConfig:
     """Patch grid and per-patch augmentation (CPC v2 [0]; YADIM's patch stage).
@@ -135,13 +138,27 @@ class PatchConfig:
     augmentation runs after patchify, independently for every patch, in this order:
     horizontal flip (``flip_p``); brightness and contrast jitter (applied with
     ``jitter_p``); grayscale (``gray_p``); colour dropping (``color_drop_p``: keep
-    one of the three channels, drawn uniformly, and set the other two to the
-    normalisation mean, i.e. 0 after normalising).
+    one of the three channels, drawn uniformly; ``color_drop_fill`` says what the
+    other two hold).
 
     The defaults are CPC v2's patch augmentation: colour dropping in every patch
-    ([0] §4.1, after Doersch et al. 2015; the mean as the fill is this project's
-    choice) and a horizontal flip; jitter and grayscale are off by default and
-    kept as options.
+    ([0] §4.1, after Doersch et al. 2015) and a horizontal flip, plus brightness
+    and contrast jitter per patch (p 0.8, strengths 0.4: AMDIM's image-stage
+    values), csl_ext's stand-in for [0]'s further per-patch colour transforms
+    (docs/augment.md). The task contrasts each prediction with every patch of
+    the batch, so a cue that all 49 patches of one image share and the content
+    does not, such as the brightness and contrast that the image stage draws once
+    per image, identifies the image without the content; colour dropping removes
+    the chromatic cues, the per-patch jitter the achromatic ones. Grayscale is off.
+
+    ``color_drop_fill`` (the text of [0] we read does not say; this project's
+    choice): ``"kept"`` copies the kept channel into the other two, so the patch
+    becomes a grey image of one channel. No cross-channel cue survives, and the
+    patch stays an image of the kind the encoder is evaluated on (three
+    correlated channels). ``"mean"`` sets them to the normalisation mean (0
+    after normalising): the encoder then trains on one-channel inputs only and is
+    evaluated on three-channel images, a shift that costs CPC v2 accuracy
+    (docs/quality.md#cpc-v2).
 
     - [0]: CPC v2, Hénaff et al. 2020, https://arxiv.org/abs/1905.09272
     """
@@ -152,8 +169,9 @@ class PatchConfig:
     color_drop_p: float = 1.0
     brightness: float = 0.4
     contrast: float = 0.4
-    jitter_p: float = 0.0
+    jitter_p: float = 0.8
     gray_p: float = 0.0
+    color_drop_fill: str = "kept"
 
     def __post_init__(self):
         if self.patch_size < 2:
@@ -165,6 +183,8 @@ class PatchConfig:
         for name in ("brightness", "contrast"):
             if getattr(self, name) < 0:
                 raise ValueError(f"patch.{name} must be >= 0, got {getattr(self, name)!r}")
+        if self.color_drop_fill not in COLOR_DROP_FILLS:
+            raise ValueError(f"patch.color_drop_fill must be one of {COLOR_DROP_FILLS}, got {self.color_drop_fill!r}")
 
     def grid(self, image_size: int) -> int:
         """Patches per side, e.g. 7 for a 32 px image with 8 px patches at stride 4."""

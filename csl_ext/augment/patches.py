@@ -51,7 +51,8 @@ def augment_patches(
     Stages, each with one coin per patch: horizontal flip; brightness b then
     contrast c around the patch's luma mean m (``clamp(b*c*x + b*m*(1-c), 0, 1)``,
     one affine map); grayscale; colour dropping [0, 1] (keep one channel, drawn
-    uniformly, and set the other two to ``fill``). Each stage gathers only the
+    uniformly; the other two become copies of it, or ``fill`` with
+    ``cfg.color_drop_fill="mean"``). Each stage gathers only the
     patches it selects and writes them back, so a stage with p = 0.25 costs about a
     quarter pass.
 
@@ -59,8 +60,9 @@ def augment_patches(
         patches: (B, nH, nW, 3, p, p) float in [0, 1].
         cfg: per-patch probabilities and strengths.
         generator: torch RNG on ``patches.device`` for reproducibility.
-        fill: per-channel value of dropped channels in [0, 1] units; pass the
-            normalisation mean so that dropped channels are 0 after normalising.
+        fill: per-channel value of dropped channels in [0, 1] units when
+            ``cfg.color_drop_fill == "mean"``; pass the normalisation mean so
+            that dropped channels are 0 after normalising.
 
     Returns:
         (B, nH, nW, 3, p, p) float in [0, 1], a new contiguous tensor.
@@ -90,9 +92,13 @@ def augment_patches(
     if cfg.color_drop_p > 0:
         i = _pick(n, cfg.color_drop_p, dev, generator)
         kept = torch.randint(0, 3, (len(i),), device=dev, generator=generator)
-        keep = (kept.view(-1, 1) == torch.arange(3, device=dev)).view(-1, 3, 1, 1)  # (P', 3, 1, 1)
-        dropped = torch.tensor(fill, dtype=x.dtype, device=dev).view(1, 3, 1, 1)
-        x.index_copy_(0, i, torch.where(keep, x.index_select(0, i), dropped))
+        y = x.index_select(0, i)
+        if cfg.color_drop_fill == "kept":  # a grey patch of the kept channel
+            y = y[torch.arange(len(i), device=dev), kept].unsqueeze(1).expand(-1, 3, -1, -1)
+        else:
+            keep = (kept.view(-1, 1) == torch.arange(3, device=dev)).view(-1, 3, 1, 1)  # (P', 3, 1, 1)
+            y = torch.where(keep, y, torch.tensor(fill, dtype=x.dtype, device=dev).view(1, 3, 1, 1))
+        x.index_copy_(0, i, y)
     return x.view(shape)
 
 

@@ -137,6 +137,8 @@ def test_bad_stage_parameters():
         PatchConfig(8, 4, gray_p=2.0)
     with pytest.raises(ValueError, match="patch.color_drop_p"):
         PatchConfig(8, 4, color_drop_p=-0.5)
+    with pytest.raises(ValueError, match="patch.color_drop_fill must be one of"):
+        PatchConfig(8, 4, color_drop_fill="noise")
 
 
 def test_factory_backend_choice(monkeypatch):

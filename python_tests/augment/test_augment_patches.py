@@ -34,7 +34,7 @@ def test_per_patch_grayscale_fraction():
 def test_per_patch_flip_is_independent_per_patch():
     g = torch.Generator().manual_seed(0)
     x = torch.rand(20, 7, 7, 3, 8, 8, generator=g)
-    y = augment_patches(x, PatchConfig(8, 4, flip_p=0.5, color_drop_p=0.0), g)
+    y = augment_patches(x, PatchConfig(8, 4, flip_p=0.5, color_drop_p=0.0, jitter_p=0.0), g)
     flipped = (y == x.flip(-1)).flatten(3).all(-1)
     same = (y == x).flatten(3).all(-1)
     assert bool((flipped | same).all())
@@ -48,7 +48,7 @@ def test_cpc_grid_equals_patchify_of_the_augmented_image(backend, images32):
         pytest.importorskip("nvidia.dali")
     # per-patch stage off: the grid must be exactly patchify(image)
     cfg = make_augmentation("cpc_v2", 32, backend=backend).config
-    cfg = dataclasses.replace(cfg, patch=dataclasses.replace(cfg.patch, flip_p=0.0, color_drop_p=0.0))
+    cfg = dataclasses.replace(cfg, patch=dataclasses.replace(cfg.patch, flip_p=0.0, color_drop_p=0.0, jitter_p=0.0))
     aug = Augmentation(cfg, backend)
     grid, labels, img = next(
         iter(
@@ -73,25 +73,52 @@ def test_cpc_per_patch_augmentation_changes_patches(backend, images32):
             )
         )
     )
-    plain = patchify(img, 8, 4)
-    changed = ~torch.isclose(grid, plain, atol=1e-4).flatten(3).all(-1)  # (B, 7, 7)
-    # colour dropping in every patch: every patch of a colourful image changes
-    assert changed.float().mean().item() > 0.99
-    # and each keeps one channel: two of the three are 0 (the mean) after normalising
-    zero = (grid.abs() < 1e-5).flatten(4).all(-1)  # (B, 7, 7, 3)
-    assert bool((zero.sum(-1) == 2).all())
+    mean, std = torch.tensor(aug.config.mean).view(3, 1, 1), torch.tensor(aug.config.std).view(3, 1, 1)
+    plain, pixels = patchify(img, 8, 4) * std + mean, grid * std + mean  # [0, 1] pixels
+    # colour dropping in every patch: each is a grey patch of one channel
+    torch.testing.assert_close(pixels, pixels[..., :1, :, :].expand_as(pixels), atol=1e-5, rtol=0)
+    # so every patch that had colour (not greyed by the image stage's grayscale) changed
+    coloured = ~torch.isclose(plain, plain[..., :1, :, :], atol=1e-4).flatten(3).all(-1)  # (B, 7, 7)
+    changed = ~torch.isclose(pixels, plain, atol=1e-4).flatten(3).all(-1)
+    assert coloured.float().mean().item() > 0.5 and bool(changed[coloured].all())
 
 
-def test_cpc_v2_defaults_are_colour_dropping_and_flip():
+def test_cpc_v2_defaults_are_colour_dropping_jitter_and_flip():
     patch = make_augmentation("cpc_v2", 32, backend="torchvision").config.patch
-    assert (patch.color_drop_p, patch.flip_p, patch.jitter_p, patch.gray_p) == (1.0, 0.5, 0.0, 0.0)
+    assert (patch.color_drop_p, patch.flip_p, patch.jitter_p, patch.gray_p) == (1.0, 0.5, 0.8, 0.0)
+    assert patch.color_drop_fill == "kept"
 
 
-def test_colour_dropping_keeps_exactly_one_channel():
+def test_cpc_v2_jitters_each_patch_of_an_image_on_its_own():
+    # one grey image (value 0.5 everywhere): the image carries no brightness cue of its own
+    patches = torch.full((4, 7, 7, 3, 8, 8), 0.5)
+    cfg = make_augmentation("cpc_v2", 32, backend="torchvision").config.patch
+    y = augment_patches(patches, cfg, torch.Generator().manual_seed(0))
+    means = y.mean((3, 4, 5))  # (B, 7, 7) brightness of each patch
+    jittered = (means - 0.5).abs() > 1e-4
+    assert abs(jittered.float().mean().item() - cfg.jitter_p) < 0.06  # 196 patches, sd ~0.03
+    # the 49 patches of one image get their own draws, so their brightness differs
+    assert bool((means.flatten(1).std(1) > 0.05).all())
+
+
+def test_colour_dropping_copies_the_kept_channel():
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(30, 7, 7, 3, 8, 8, generator=g)
+    y = augment_patches(x, PatchConfig(8, 4, flip_p=0.0, color_drop_p=1.0, jitter_p=0.0), g, fill=(0.1, 0.2, 0.3))
+    assert bool((y == y[..., :1, :, :]).all())  # three equal channels: a grey patch
+    source = (y[..., :1, :, :] == x).flatten(4).all(-1)  # (B, 7, 7, 3): the channel copied
+    assert bool((source.sum(-1) == 1).all())
+    # the kept channel is uniform over R, G, B (1470 patches, sd of a fraction ~0.012)
+    fractions = source.flatten(0, 2).float().mean(0)
+    assert bool(((fractions - 1 / 3).abs() < 0.05).all()), fractions
+
+
+def test_colour_dropping_with_the_mean_fill_keeps_exactly_one_channel():
     g = torch.Generator().manual_seed(0)
     x = torch.rand(30, 7, 7, 3, 8, 8, generator=g)
     fill = (0.1, 0.2, 0.3)
-    y = augment_patches(x, PatchConfig(8, 4, flip_p=0.0, color_drop_p=1.0), g, fill=fill)
+    cfg = PatchConfig(8, 4, flip_p=0.0, color_drop_p=1.0, jitter_p=0.0, color_drop_fill="mean")
+    y = augment_patches(x, cfg, g, fill=fill)
     kept = (y == x).flatten(4).all(-1)  # (B, 7, 7, 3): channel passed through
     filled = (y == torch.tensor(fill).view(3, 1, 1)).flatten(4).all(-1)
     assert bool((kept.sum(-1) == 1).all()) and bool((kept ^ filled).all())
@@ -103,7 +130,7 @@ def test_colour_dropping_keeps_exactly_one_channel():
 def test_colour_dropping_probability():
     g = torch.Generator().manual_seed(1)
     x = torch.rand(40, 7, 7, 3, 8, 8, generator=g)
-    y = augment_patches(x, PatchConfig(8, 4, flip_p=0.0, color_drop_p=0.4), g)
+    y = augment_patches(x, PatchConfig(8, 4, flip_p=0.0, color_drop_p=0.4, jitter_p=0.0), g)
     dropped = ~(y == x).flatten(3).all(-1)
     assert abs(dropped.float().mean().item() - 0.4) < 0.04
 
