@@ -88,6 +88,7 @@ def torchvision_encoder(
     norm: str = "batch",
     embed_dim: int | None = None,
     base_width: int | None = None,
+    zero_init_residual: bool = False,
 ) -> ResNetEncoder:
     """A torchvision-architecture ResNetEncoder.
 
@@ -99,10 +100,19 @@ def torchvision_encoder(
         embed_dim: D of the maps' 1x1 embeddings (None: no embedding).
         base_width: first-stage channels, overriding `width` (the methods'
             legacy ``width=64`` argument).
+        zero_init_residual: each block's last norm scale starts at 0
+            (ResNetEncoder says whose code does this).
     """
     _check_stem(stem)
     channels = base_width if base_width is not None else _scaled(64, _check_width(width))
-    return ResNetEncoder(arch, cifar_stem=stem == "cifar", width=channels, norm=norm, embed_dim=embed_dim)
+    return ResNetEncoder(
+        arch,
+        cifar_stem=stem == "cifar",
+        width=channels,
+        norm=norm,
+        embed_dim=embed_dim,
+        zero_init_residual=zero_init_residual,
+    )
 
 
 class AMDIMFeatures(nn.Module):
@@ -387,11 +397,14 @@ def method_encoder(
 
     Args:
         encoder: a key of ENCODERS.
-        encoder_kwargs: the entry's keyword arguments (e.g. {"width": 0.125});
-            None: the method's legacy arguments below (today's behaviour).
+        encoder_kwargs: the entry's keyword arguments (e.g. {"width": 0.125}
+            or {"zero_init_residual": True}); None: the method's legacy
+            arguments below.
         arch, width, cifar_stem: the methods' legacy ResNet arguments; ``arch``
-            names the encoder when `encoder` is left at its default, and
-            ``width`` (first-stage channels) applies when encoder_kwargs is None.
+            names the encoder when `encoder` is left at its default;
+            ``width`` (first-stage channels) and ``cifar_stem`` apply to a
+            torchvision-architecture entry unless encoder_kwargs sets its
+            width (``width`` or ``base_width``) or ``stem``.
         default: the method's default encoder name.
 
     Raises:
@@ -411,4 +424,6 @@ def method_encoder(
         kwargs = dict(encoder_kwargs)
         if name in ARCHS:
             kwargs.setdefault("stem", stem)
+            if "width" not in kwargs:  # e.g. {"zero_init_residual": True} keeps the method's width
+                kwargs.setdefault("base_width", width)
     return build_encoder(name, **kwargs)

@@ -89,6 +89,13 @@ class ResNetEncoder(tv.ResNet):
             through its own 1x1 conv to D channels, so that maps of any two
             levels can be compared with a dot product, as AMDIM's encoder
             embeds its maps into n_rkhs channels.
+        zero_init_residual: start the scale of each residual block's last
+            norm layer at 0, so every block begins as its shortcut (Goyal et
+            al. 2017, https://arxiv.org/abs/1706.02677, Sec. 5.1), as the SimCLR
+            authors' code does for every block (google-research/simclr
+            ``resnet.py``, ``init_zero=True``) and BYOL's for bottleneck blocks
+            (haiku ``BlockV1``, deepmind-research ``byol/utils/networks.py``).
+            False (torchvision's default, and MoCo's code): scale 1.
 
     Shapes:
         forward(x): (N, 3, H, W) -> (N, feature_dim), feature_dim = 8 * width
@@ -111,6 +118,7 @@ class ResNetEncoder(tv.ResNet):
         width: int = 64,
         norm: str = "batch",
         embed_dim: int | None = None,
+        zero_init_residual: bool = False,
     ):
         if arch not in ARCHS:
             raise ValueError(f"arch must be one of {sorted(ARCHS)}, got {arch!r}")
@@ -120,6 +128,8 @@ class ResNetEncoder(tv.ResNet):
             raise ValueError(f"norm must be one of {sorted(NORMS)}, got {norm!r}")
         if embed_dim is not None and (isinstance(embed_dim, bool) or not isinstance(embed_dim, int) or embed_dim < 1):
             raise ValueError(f"embed_dim must be None or an integer >= 1, got {embed_dim!r}")
+        if not isinstance(zero_init_residual, bool):
+            raise ValueError(f"zero_init_residual must be True or False, got {zero_init_residual!r}")
         spec = ARCHS[arch]
         block = spec.block
         # torchvision's constructor fixes 64 first-stage channels, so the
@@ -153,6 +163,11 @@ class ResNetEncoder(tv.ResNet):
             elif isinstance(m, (nn.BatchNorm2d, nn.GroupNorm)):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
+        if zero_init_residual:
+            for m in self.modules():
+                last_norm = m.bn3 if isinstance(m, tv.Bottleneck) else m.bn2 if isinstance(m, tv.BasicBlock) else None
+                if last_norm is not None:
+                    nn.init.zeros_(last_norm.weight)
         # created after the init loop: torchvision's default conv init for the embeddings
         self.embeddings = (
             None
@@ -160,6 +175,7 @@ class ResNetEncoder(tv.ResNet):
             else nn.ModuleList(nn.Conv2d(c, embed_dim, kernel_size=1) for c in self.map_channels)
         )
         self.arch, self.cifar_stem, self.width, self.norm = arch, cifar_stem, width, norm
+        self.zero_init_residual = zero_init_residual
 
     def forward(self, x: torch.Tensor, return_maps: bool = False):
         """x: (N, 3, H, W) -> (N, feature_dim), or (features, maps) with

@@ -122,6 +122,40 @@ def test_method_side_builders():
     assert not any(isinstance(m, nn.BatchNorm2d) for m in patch.modules())
 
 
+def test_method_encoder_keeps_the_methods_width_unless_encoder_kwargs_set_one():
+    from csl_ext.encoders.registry import method_encoder
+
+    zero = method_encoder("resnet18", {"zero_init_residual": True}, width=8)
+    assert zero.width == 8 and zero.zero_init_residual and zero.conv1.kernel_size == (3, 3)
+    assert method_encoder("resnet18", {"width": 0.0625}, width=8).width == 4
+    assert method_encoder("resnet18", {"base_width": 4}, width=8).width == 4
+    assert method_encoder("resnet18", None, width=8, cifar_stem=False).conv1.kernel_size == (7, 7)
+
+
+def _last_norms(encoder):
+    blocks = [m for m in encoder.modules() if isinstance(m, (tv.BasicBlock, tv.Bottleneck))]
+    return [b.bn3 if isinstance(b, tv.Bottleneck) else b.bn2 for b in blocks]
+
+
+@pytest.mark.parametrize("name, norm", [("resnet18", "batch"), ("resnet50", "batch"), ("resnet18", "layer")])
+def test_zero_init_residual_starts_every_block_as_its_shortcut(name, norm):
+    torch.manual_seed(0)
+    zero = build_encoder(name, width=WIDTH, norm=norm, zero_init_residual=True).eval()
+    torch.manual_seed(0)
+    default = build_encoder(name, width=WIDTH, norm=norm).eval()
+    assert all(torch.equal(n.weight, torch.zeros_like(n.weight)) for n in _last_norms(zero))
+    assert all(torch.equal(n.weight, torch.ones_like(n.weight)) for n in _last_norms(default))
+    # the same draws for every other parameter: only the last norms' scales differ
+    differ = [k for k, v in zero.state_dict().items() if not torch.equal(v, default.state_dict()[k])]
+    assert differ and all(k.endswith(".weight") and ("bn3" in k or "bn2" in k) for k in differ)
+    # each block is relu(shortcut(x)): the encoder equals one whose residual branches output 0
+    x = torch.randn(3, 3, 32, 32)
+    for block in [m for m in default.modules() if isinstance(m, (tv.BasicBlock, tv.Bottleneck))]:
+        last_conv = block.conv3 if isinstance(block, tv.Bottleneck) else block.conv2
+        nn.init.zeros_(last_conv.weight)
+    torch.testing.assert_close(zero(x), default(x), rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.parametrize(
     "call, match",
     [
@@ -130,6 +164,7 @@ def test_method_side_builders():
         (lambda: build_encoder("resnet18", stem="huge"), "stem must be one of"),
         (lambda: build_encoder("resnet18", norm="instance"), "norm must be one of"),
         (lambda: build_encoder("resnet18", depth=3), "encoder_kwargs for 'resnet18'"),
+        (lambda: build_encoder("resnet18", zero_init_residual=1), "zero_init_residual must be True or False"),
         (lambda: build_encoder("amdim", image_size=32, stem="imagenet"), "does not fit image_size=32"),
         (lambda: build_encoder("cpc_resnet", stem="imagenet"), "stem must be 'cifar' for the cpc_resnet"),
         (lambda: build_patch_encoder("amdim", 32), "cannot encode CPC's patches"),

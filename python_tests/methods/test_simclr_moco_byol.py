@@ -94,6 +94,25 @@ def test_byol_target_batch_norm_statistics_are_its_own():
     assert any(not torch.allclose(t, o) for t, o in means), "target BN buffers were copied from the online network"
 
 
+def test_byol_target_starts_as_a_copy_or_its_own_draw():
+    torch.manual_seed(0)
+    copied = build_method("byol", **SMALL, hidden_dim=16, proj_dim=8)
+    torch.manual_seed(0)
+    independent = build_method("byol", **SMALL, hidden_dim=16, proj_dim=8, target_init="independent")
+    for online, target in ((copied.encoder, copied.target_encoder), (copied.head, copied.target_head)):
+        assert all(torch.equal(p, t) for p, t in zip(online.parameters(), target.parameters()))
+    # independent: the online network is drawn as with "copy"; the target differs from it
+    assert all(torch.equal(p, q) for p, q in zip(copied.encoder.parameters(), independent.encoder.parameters()))
+    convs = [
+        (p, t) for p, t in zip(independent.encoder.parameters(), independent.target_encoder.parameters()) if p.dim() > 1
+    ]
+    assert convs and not any(torch.equal(p, t) for p, t in convs)
+    assert not any(t.requires_grad for t in independent.target_encoder.parameters())
+    assert not any(t.requires_grad for t in independent.target_head.parameters())
+    with pytest.raises(ValueError, match="target_init must be one of"):
+        build_method("byol", **SMALL, target_init="random")
+
+
 @pytest.mark.parametrize("name", ["simclr", "moco_v2", "byol"])
 @pytest.mark.parametrize("optimizer,cls", [("lars", LARS), ("sgd", torch.optim.SGD), ("adam", torch.optim.Adam)])
 def test_every_method_takes_each_optimizer(name, optimizer, cls):
