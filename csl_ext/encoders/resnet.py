@@ -90,12 +90,13 @@ class ResNetEncoder(tv.ResNet):
             levels can be compared with a dot product, as AMDIM's encoder
             embeds its maps into n_rkhs channels.
         zero_init_residual: start the scale of each residual block's last
-            norm layer at 0, so every block begins as its shortcut (Goyal et
-            al. 2017, https://arxiv.org/abs/1706.02677, Sec. 5.1), as the SimCLR
-            authors' code does for every block (google-research/simclr
-            ``resnet.py``, ``init_zero=True``) and BYOL's for bottleneck blocks
-            (haiku ``BlockV1``, deepmind-research ``byol/utils/networks.py``).
-            False (torchvision's default, and MoCo's code): scale 1.
+            norm layer at 0, so every block begins as its shortcut: torchvision's
+            own ``zero_init_residual`` (its comment cites Goyal et al. 2017,
+            https://arxiv.org/abs/1706.02677), as the SimCLR authors' code does
+            for every block (google-research/simclr ``resnet.py``,
+            ``init_zero=True``) and BYOL's for bottleneck blocks (haiku
+            ``BlockV1``, deepmind-research ``byol/utils/networks.py``). False
+            (torchvision's default, and MoCo's code): scale 1.
 
     Shapes:
         forward(x): (N, 3, H, W) -> (N, feature_dim), feature_dim = 8 * width

@@ -58,8 +58,8 @@ class BYOL(Method):
         tau_base: initial target EMA coefficient (0.996 in [0]).
         target_init: ``"copy"`` (default): the target starts as a copy of the
             online network; ``"independent"``: its own random draw, as [1]
-            (``_make_initial_state``: different rngs, "we did not notice a
-            significant difference" in its comments). In a short run the
+            (``_make_initial_state`` uses two rngs; its comment reports no
+            significant difference from using one). In a short run the
             target stays close to where it started; on digits at 75 steps
             the copy scored higher (docs/quality.md).
         optimizer: ``"lars"`` ([0]'s, default), ``"sgd"`` or ``"adam"``.
@@ -110,14 +110,18 @@ class BYOL(Method):
         if target_init not in TARGET_INITS:
             raise ValueError(f"target_init must be one of {TARGET_INITS}, got {target_init!r}")
         self.optimizer = check_optimizer(optimizer)
-        self.encoder = method_encoder(encoder, encoder_kwargs, arch=arch, width=width, cifar_stem=cifar_stem)
+
+        def new_encoder():
+            return method_encoder(encoder, encoder_kwargs, arch=arch, width=width, cifar_stem=cifar_stem)
+
+        self.encoder = new_encoder()
         self.feature_dim = self.encoder.feature_dim
         self.head = ProjectionHead(self.feature_dim, hidden_dim, proj_dim, batch_norm=True)
         self.predictor = PredictionHead(proj_dim, hidden_dim)
         if target_init == "copy":
             self.target_encoder, self.target_head = copy.deepcopy(self.encoder), copy.deepcopy(self.head)
         else:  # drawn after the online parts, which stay as a "copy" run draws them
-            self.target_encoder = method_encoder(encoder, encoder_kwargs, arch=arch, width=width, cifar_stem=cifar_stem)
+            self.target_encoder = new_encoder()
             self.target_head = ProjectionHead(self.feature_dim, hidden_dim, proj_dim, batch_norm=True)
         self.target_encoder.requires_grad_(False)
         self.target_head.requires_grad_(False)
