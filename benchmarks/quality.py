@@ -143,7 +143,7 @@ class LightlyTwin(torch.nn.Module):
             self.target_backbone = copy.deepcopy(encoder).requires_grad_(False)
             self.target_head = copy.deepcopy(self.head).requires_grad_(False)
             self.criterion = NegativeCosineSimilarity()
-            self.tau_base = method.tau_base
+            self.tau_base, self.predictor_lr_scale = method.tau_base, method.predictor_lr_scale
         else:
             raise ValueError(f"no lightly twin for method {name!r}; there are {LIGHTLY_METHODS}")
 
@@ -173,8 +173,14 @@ class LightlyTwin(torch.nn.Module):
             z1, z2 = self.target_head(self.target_backbone(x1)), self.target_head(self.target_backbone(x2))
         return 0.5 * (self.criterion(p1, z2) + self.criterion(p2, z1))
 
-    def trainable(self):
-        return [p for p in self.parameters() if p.requires_grad]
+    def trainable(self) -> list[dict]:
+        """Parameter groups for the optimiser; BYOL's predictor at the csl_ext method's lr scale."""
+        predictor = {id(p) for p in self.predictor.parameters()} if self.name == "byol" else set()
+        params = [p for p in self.parameters() if p.requires_grad]
+        groups = [{"params": [p for p in params if id(p) not in predictor]}]
+        if predictor:
+            groups.append({"params": [p for p in params if id(p) in predictor], "lr_scale": self.predictor_lr_scale})
+        return groups
 
 
 def train_lightly(name, method_kwargs, augment_kwargs, images, batch_size, epochs, seed, image_size, backend, on_step):

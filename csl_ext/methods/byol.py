@@ -56,6 +56,14 @@ class BYOL(Method):
             arguments (None kwargs: arch / width / cifar_stem).
         hidden_dim, proj_dim: projector and predictor MLPs (4096 -> 256 in [0]).
         tau_base: initial target EMA coefficient (0.996 in [0]).
+        predictor_lr_scale: the predictor's learning rate is this multiple
+            of the rest of the network's (1 in [0] and [1]). [0] (Sec. 3.2)
+            hypothesises that the target network's main role is to keep the
+            predictor near-optimal during training, and in its predictor
+            ablation (appendix) a large enough multiple of the predictor's
+            rate gives reasonable accuracy with no target network (tau = 0). A faster
+            predictor is the same lever with the target kept.
+            examples/train_byol.py uses 10 (measured in docs/quality.md).
         target_init: ``"copy"`` (default): the target starts as a copy of the
             online network; ``"independent"``: its own random draw, as [1]
             (``_make_initial_state`` uses two rngs; its comment reports no
@@ -94,6 +102,7 @@ class BYOL(Method):
         hidden_dim=4096,
         proj_dim=256,
         tau_base=0.996,
+        predictor_lr_scale: float = 1.0,
         target_init: str = "copy",
         optimizer: str = "lars",
         base_lr: float | None = None,
@@ -107,6 +116,10 @@ class BYOL(Method):
         super().__init__(num_classes)
         if not 0 <= tau_base <= 1:
             raise ValueError(f"tau_base must be in [0, 1], got {tau_base!r}")
+        if isinstance(predictor_lr_scale, bool) or not (
+            isinstance(predictor_lr_scale, (int, float)) and predictor_lr_scale > 0
+        ):
+            raise ValueError(f"predictor_lr_scale must be a number > 0, got {predictor_lr_scale!r}")
         if target_init not in TARGET_INITS:
             raise ValueError(f"target_init must be one of {TARGET_INITS}, got {target_init!r}")
         self.optimizer = check_optimizer(optimizer)
@@ -127,6 +140,7 @@ class BYOL(Method):
         self.target_head.requires_grad_(False)
         self.target_init = target_init
         self.tau_base, self.weight_decay = tau_base, weight_decay
+        self.predictor_lr_scale = float(predictor_lr_scale)
         self.base_lr = DEFAULT_BASE_LR[optimizer] if base_lr is None else base_lr
         self.warmup_epochs, self.short_run_fraction = warmup_epochs, short_run_fraction
         self.tau = tau_base
@@ -162,9 +176,15 @@ class BYOL(Method):
 
     def configure_optimizer(self, batch_size, total_steps, steps_per_epoch):
         warmup = warmup_steps(self.warmup_epochs, steps_per_epoch, total_steps, self.short_run_fraction)
+        predictor = {id(p) for p in self.predictor.parameters()}
+        params = self.method_parameters()
+        groups = [
+            {"params": [p for p in params if id(p) not in predictor]},
+            {"params": [p for p in params if id(p) in predictor], "lr_scale": self.predictor_lr_scale},
+        ]
         return method_optimizer(
             self.optimizer,
-            self.method_parameters(),
+            groups,
             base_lr=self.base_lr,
             batch_size=batch_size,
             weight_decay=self.weight_decay,

@@ -37,7 +37,9 @@ def make_optimizer(
         name: ``"lars"`` (SGD + momentum with layer-wise trust ratios; biases
             and norm parameters excluded from decay and adaptation, as SimCLR's
             and BYOL's code), ``"sgd"`` (momentum SGD) or ``"adam"``.
-        params: parameters (or an nn.Module) to optimise.
+        params: parameters (or an nn.Module) to optimise, or parameter groups
+            (dicts with "params" and an optional "lr_scale": that group's
+            rate is ``lr x lr_scale`` throughout the schedule).
         lr: the base learning rate, already scaled to the batch size.
         weight_decay: L2 decay (decoupled from nothing: added to the gradient).
         total_steps, warmup_steps, final_ratio: the warm-up + cosine schedule
@@ -46,12 +48,13 @@ def make_optimizer(
         betas, eps: Adam's.
 
     Raises:
-        ValueError: an unknown `name`, or a non-positive `lr`.
+        ValueError: an unknown `name`, or a non-positive `lr` or "lr_scale".
     """
     if name not in OPTIMIZERS:
         raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {name!r}")
     if not lr > 0:
         raise ValueError(f"lr must be > 0, got {lr!r}")
+    params = _scaled_groups(params, lr)
     if name == "lars":
         opt = LARS(exclude_from_wd_and_adaptation(params), lr=lr, momentum=momentum, weight_decay=weight_decay)
     elif name == "sgd":
@@ -64,3 +67,19 @@ def make_optimizer(
 
 def _params(params):
     return params.parameters() if isinstance(params, torch.nn.Module) else params
+
+
+def _scaled_groups(params, lr: float):
+    """Groups with an "lr_scale" get their own "lr" (which LambdaLR then
+    schedules); anything else is returned as given."""
+    params = list(_params(params))
+    if not any(isinstance(p, dict) for p in params):
+        return params
+    groups = []
+    for group in params:
+        group = dict(group)
+        scale = group.pop("lr_scale", 1.0)
+        if isinstance(scale, bool) or not (isinstance(scale, (int, float)) and scale > 0):
+            raise ValueError(f"lr_scale must be a number > 0, got {scale!r}")
+        groups.append({**group, "lr": lr * scale})
+    return groups

@@ -10,18 +10,34 @@ from torch import nn
 
 
 def exclude_from_wd_and_adaptation(params) -> list[dict]:
-    """Two parameter groups: weights (decayed, LARS-adapted) and 1-D parameters
-    (biases, BN affine: neither), as in SimCLR's and BYOL's code.
+    """Splits parameters into weights (decayed, LARS-adapted) and 1-D
+    parameters (biases, BN affine: neither), as in SimCLR's and BYOL's code.
 
     Args:
-        params: an nn.Module or an iterable of parameters."""
+        params: an nn.Module, an iterable of parameters, or an iterable of
+            parameter groups (dicts with "params"; their other keys, e.g.
+            "lr", are kept in both halves).
+    Returns:
+        two groups per input group (one group for a plain iterable), weights first.
+    """
     if isinstance(params, nn.Module):
         params = params.parameters()
+    params = list(params)
+    if not any(isinstance(p, dict) for p in params):
+        return _split(params, {})
+    return [g for group in params for g in _split(group["params"], group)]
+
+
+def _split(params, options: dict) -> list[dict]:
+    options = {k: v for k, v in options.items() if k != "params"}
     decay, no_decay = [], []
     for p in params:
         if p.requires_grad:
             (no_decay if p.ndim <= 1 else decay).append(p)
-    return [{"params": decay}, {"params": no_decay, "weight_decay": 0.0, "lars_exclude": True}]
+    return [
+        {**options, "params": decay},
+        {**options, "params": no_decay, "weight_decay": 0.0, "lars_exclude": True},
+    ]
 
 
 class LARS(torch.optim.Optimizer):

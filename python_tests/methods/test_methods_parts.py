@@ -11,7 +11,7 @@ from csl_ext.encoders.resnet import ResNetEncoder
 from csl_ext.losses.byol import byol_loss
 from csl_ext.methods import build_method
 from csl_ext.methods.byol import byol_tau
-from csl_ext.optim import LARS, exclude_from_wd_and_adaptation, warmup_cosine_lambda
+from csl_ext.optim import LARS, exclude_from_wd_and_adaptation, make_optimizer, warmup_cosine_lambda
 
 
 def test_warmup_cosine():
@@ -33,6 +33,31 @@ def test_lars_step_is_trust_ratio_scaled_and_skips_1d_params():
     torch.testing.assert_close(b.detach(), torch.full((2,), 0.5))
     with pytest.raises(ValueError, match="lr"):
         LARS([w], lr=0.0)
+
+
+def test_parameter_groups_keep_their_options_through_the_lars_split():
+    w, b = torch.nn.Parameter(torch.ones(2, 2)), torch.nn.Parameter(torch.ones(2))
+    v, c = torch.nn.Parameter(torch.ones(3, 2)), torch.nn.Parameter(torch.ones(3))
+    groups = exclude_from_wd_and_adaptation([{"params": [w, b]}, {"params": [v, c], "lr": 5.0}])
+    assert [[id(p) for p in g["params"]] for g in groups] == [[id(w)], [id(b)], [id(v)], [id(c)]]
+    assert [g.get("lr") for g in groups] == [None, None, 5.0, 5.0]
+    assert [g.get("lars_exclude", False) for g in groups] == [False, True, False, True]
+
+
+@pytest.mark.parametrize("name", ["lars", "sgd", "adam"])
+def test_make_optimizer_lr_scale(name):
+    w, v = torch.nn.Parameter(torch.ones(2, 2)), torch.nn.Parameter(torch.ones(3, 2))
+    opt, sched = make_optimizer(
+        name, [{"params": [w]}, {"params": [v], "lr_scale": 4.0}], lr=0.5, total_steps=10, warmup_steps=2
+    )
+    for _ in range(5):  # after the warm-up, on the cosine: the ratio is kept
+        rates = {id(p): g["lr"] for g in opt.param_groups for p in g["params"]}
+        assert rates[id(v)] == pytest.approx(4.0 * rates[id(w)]) and rates[id(w)] > 0
+        opt.step()
+        sched.step()
+    assert all("lr_scale" not in g for g in opt.param_groups)
+    with pytest.raises(ValueError, match="lr_scale must be a number > 0"):
+        make_optimizer(name, [{"params": [w], "lr_scale": 0.0}], lr=0.5, total_steps=10)
 
 
 def test_byol_loss_and_tau():

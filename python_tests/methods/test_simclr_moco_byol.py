@@ -113,6 +113,49 @@ def test_byol_target_starts_as_a_copy_or_its_own_draw():
         build_method("byol", **SMALL, target_init="random")
 
 
+@pytest.mark.parametrize("optimizer", ["lars", "sgd", "adam"])
+def test_byol_predictor_lr_scale(optimizer):
+    def rates(method, step):
+        opt, sched = method.configure_optimizer(batch_size=256, total_steps=20, steps_per_epoch=2)
+        for _ in range(step):
+            opt.step()
+            sched.step()
+        predictor = {id(p) for p in method.predictor.parameters()}
+        return {id(p): g["lr"] for g in opt.param_groups for p in g["params"]}, predictor
+
+    byol = build_method("byol", **SMALL, hidden_dim=16, proj_dim=8, optimizer=optimizer, predictor_lr_scale=10)
+    for step in (0, 7):  # mid warm-up and mid cosine: the ratio holds throughout the schedule
+        lr, predictor = rates(byol, step)
+        assert set(lr) == {id(p) for p in byol.method_parameters()} and predictor <= set(lr)
+        others = {v for k, v in lr.items() if k not in predictor}
+        fast = {v for k, v in lr.items() if k in predictor}
+        assert len(others) == 1 and len(fast) == 1 and fast.pop() == pytest.approx(10 * others.pop())
+    # the default (the paper's): one rate for every parameter
+    lr, _ = rates(build_method("byol", **SMALL, hidden_dim=16, proj_dim=8, optimizer=optimizer), 3)
+    assert len(set(lr.values())) == 1
+    for bad in (0, -1.0, "10", True):
+        with pytest.raises(ValueError, match="predictor_lr_scale must be a number > 0"):
+            build_method("byol", **SMALL, predictor_lr_scale=bad)
+
+
+def test_byol_predictor_lr_scale_moves_the_predictor_faster():
+    # one plain SGD step from the same state and gradients: the predictor moves 10x as far, the rest as far
+    torch.manual_seed(0)
+    views = (torch.randn(8, 3, 16, 16), torch.randn(8, 3, 16, 16))
+    steps = []
+    for scale in (1.0, 10.0):
+        torch.manual_seed(1)
+        byol = build_method("byol", **SMALL, hidden_dim=16, proj_dim=8, optimizer="sgd", predictor_lr_scale=scale)
+        opt, _ = byol.configure_optimizer(batch_size=256, total_steps=10, steps_per_epoch=10)
+        before = [p.detach().clone() for p in byol.method_parameters()]
+        byol.ssl_step(views)[0].backward()
+        opt.step()
+        steps.append([p.detach() - b for p, b in zip(byol.method_parameters(), before)])
+    predictor = {id(p) for p in byol.predictor.parameters()}
+    for p, slow, fast in zip(byol.method_parameters(), *steps):
+        torch.testing.assert_close(fast, slow * (10.0 if id(p) in predictor else 1.0), rtol=1e-4, atol=1e-7)
+
+
 @pytest.mark.parametrize("name", ["simclr", "moco_v2", "byol"])
 @pytest.mark.parametrize("optimizer,cls", [("lars", LARS), ("sgd", torch.optim.SGD), ("adam", torch.optim.Adam)])
 def test_every_method_takes_each_optimizer(name, optimizer, cls):
