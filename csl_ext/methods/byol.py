@@ -61,8 +61,8 @@ class BYOL(Method):
             hypothesises that the target network's main role is to keep the
             predictor near-optimal during training, and in its predictor
             ablation (appendix) a large enough multiple of the predictor's
-            rate gives reasonable accuracy with no target network (tau = 0). A faster
-            predictor is the same lever with the target kept.
+            rate gives reasonable accuracy with no target network (tau = 0).
+            A faster predictor is the same lever with the target kept.
             examples/train_byol.py uses 10 (measured in docs/quality.md).
         target_init: ``"copy"`` (default): the target starts as a copy of the
             online network; ``"independent"``: its own random draw, as [1]

@@ -18,7 +18,7 @@ def exclude_from_wd_and_adaptation(params) -> list[dict]:
             parameter groups (dicts with "params"; their other keys, e.g.
             "lr", are kept in both halves).
     Returns:
-        two groups per input group (one group for a plain iterable), weights first.
+        two groups per input group (a plain iterable is one group), weights first.
     """
     if isinstance(params, nn.Module):
         params = params.parameters()
