@@ -176,15 +176,18 @@ class BYOL(Method):
 
     def configure_optimizer(self, batch_size, total_steps, steps_per_epoch):
         warmup = warmup_steps(self.warmup_epochs, steps_per_epoch, total_steps, self.short_run_fraction)
-        predictor = {id(p) for p in self.predictor.parameters()}
         params = self.method_parameters()
-        groups = [
-            {"params": [p for p in params if id(p) not in predictor]},
-            {"params": [p for p in params if id(p) in predictor], "lr_scale": self.predictor_lr_scale},
-        ]
+        if self.predictor_lr_scale != 1:
+            # own groups only when needed: at scale 1 the optimiser's state has the layout of
+            # checkpoints written before this keyword existed, so they still resume
+            predictor = {id(p) for p in self.predictor.parameters()}
+            params = [
+                {"params": [p for p in params if id(p) not in predictor]},
+                {"params": [p for p in params if id(p) in predictor], "lr_scale": self.predictor_lr_scale},
+            ]
         return method_optimizer(
             self.optimizer,
-            groups,
+            params,
             base_lr=self.base_lr,
             batch_size=batch_size,
             weight_decay=self.weight_decay,

@@ -133,6 +133,9 @@ def test_byol_predictor_lr_scale(optimizer):
     # the default (the paper's): one rate for every parameter
     lr, _ = rates(build_method("byol", **SMALL, hidden_dim=16, proj_dim=8, optimizer=optimizer), 3)
     assert len(set(lr.values())) == 1
+    # and the optimiser layout of checkpoints written before the keyword existed, so they resume
+    opt, _ = build_method("byol", **SMALL, optimizer=optimizer).configure_optimizer(256, 20, 2)
+    assert len(opt.param_groups) == (2 if optimizer == "lars" else 1)
     for bad in (0, -1.0, "10", True):
         with pytest.raises(ValueError, match="predictor_lr_scale must be a number > 0"):
             build_method("byol", **SMALL, predictor_lr_scale=bad)
