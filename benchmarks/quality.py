@@ -581,6 +581,10 @@ def main(argv=None) -> dict:
             load_dataset(args.dataset, split, root=args.data_root, image_size=size)
             for split in SPLITS[args.dataset][1:]
         )
+        try:  # a user's bad settings: one line now, not a traceback minutes into the first cell
+            build_method(name, **kwargs).check_batch_size(batch)
+        except (TypeError, ValueError) as e:
+            raise SystemExit(f"--method-kwargs / --batch-size for {name}: {e}") from None
         budgets[name] = f"{epochs * spe} x {batch} ({epochs} epochs, {size} px)"
         print(f"{name}: {budgets[name]}, kwargs {kwargs}", flush=True)
         for seed in range(args.first_seed, args.first_seed + args.seeds):

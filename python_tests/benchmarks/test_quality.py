@@ -162,6 +162,30 @@ def test_bad_arguments_are_rejected(tmp_path):
         quality.main(["--methods", "simsiam", "--out-dir", str(tmp_path)])
     with pytest.raises(SystemExit, match="--steps"):
         quality.main(["--methods", "simclr", "--steps", "0", "--out-dir", str(tmp_path)])
+    with pytest.raises(SystemExit, match="--method-kwargs / --batch-size for byol: predictor_lr_scale must be"):
+        quality.main(
+            [
+                "--quick",
+                "--methods",
+                "byol",
+                "--method-kwargs",
+                '{"byol": {"predictor_lr_scale": 0}}',
+                "--out-dir",
+                str(tmp_path),
+            ]
+        )
+    with pytest.raises(SystemExit, match=r"for simclr: simclr has no keyword .temprature. \(did you mean"):
+        quality.main(
+            [
+                "--quick",
+                "--methods",
+                "simclr",
+                "--method-kwargs",
+                '{"simclr": {"temprature": 0.1}}',
+                "--out-dir",
+                str(tmp_path),
+            ]
+        )
 
 
 def test_baselines_only_scores_the_two_untrained_twins(tmp_path):
