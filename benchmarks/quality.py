@@ -53,6 +53,7 @@ from csl_ext.data.digits import AUGMENT_OVERRIDES as DIGITS_AUGMENT  # noqa: E40
 from csl_ext.eval import evaluate_encoder, extract_features, knn_accuracy  # noqa: E402  (after the sys.path line)
 from csl_ext.methods import METHODS, build_method  # noqa: E402  (after the sys.path line)
 from csl_ext.methods.budget import ema_momentum, method_optimizer, warmup_steps  # noqa: E402  (after the sys.path line)
+from csl_ext.optim import lr_scale_groups  # noqa: E402  (after the sys.path line)
 from csl_ext.train import TrainConfig, train  # noqa: E402  (after the sys.path line)
 from csl_ext.train.batches import PretrainBatches  # noqa: E402  (after the sys.path line)
 from csl_ext.train.trainer import epoch_seed  # noqa: E402  (after the sys.path line)
@@ -175,12 +176,10 @@ class LightlyTwin(torch.nn.Module):
 
     def trainable(self) -> list[dict]:
         """Parameter groups for the optimiser; BYOL's predictor at the csl_ext method's lr scale."""
-        predictor = {id(p) for p in self.predictor.parameters()} if self.name == "byol" else set()
         params = [p for p in self.parameters() if p.requires_grad]
-        groups = [{"params": [p for p in params if id(p) not in predictor]}]
-        if predictor:
-            groups.append({"params": [p for p in params if id(p) in predictor], "lr_scale": self.predictor_lr_scale})
-        return groups
+        if self.name != "byol":
+            return [{"params": params}]
+        return lr_scale_groups(params, self.predictor, self.predictor_lr_scale)
 
 
 def train_lightly(name, method_kwargs, augment_kwargs, images, batch_size, epochs, seed, image_size, backend, on_step):

@@ -28,6 +28,7 @@ from csl_ext.methods.budget import (
     warmup_steps,
 )
 from csl_ext.methods.registry import register
+from csl_ext.optim.factory import lr_scale_groups
 
 # lr per 256 images of each optimiser: LARS is [0]'s (Sec. C).
 DEFAULT_BASE_LR = {"lars": 0.2, "sgd": 0.05, "adam": 1e-3}
@@ -180,11 +181,7 @@ class BYOL(Method):
         if self.predictor_lr_scale != 1:
             # own groups only when needed: at scale 1 the optimiser's state has the layout of
             # checkpoints written before this keyword existed, so they still resume
-            predictor = {id(p) for p in self.predictor.parameters()}
-            params = [
-                {"params": [p for p in params if id(p) not in predictor]},
-                {"params": [p for p in params if id(p) in predictor], "lr_scale": self.predictor_lr_scale},
-            ]
+            params = lr_scale_groups(params, self.predictor, self.predictor_lr_scale)
         return method_optimizer(
             self.optimizer,
             params,

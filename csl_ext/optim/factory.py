@@ -65,6 +65,24 @@ def make_optimizer(
     return opt, warmup_cosine(opt, total_steps, warmup, final_ratio=final_ratio)
 
 
+def lr_scale_groups(params, scaled, lr_scale: float) -> list[dict]:
+    """Two parameter groups for `make_optimizer`: `params` not in `scaled`,
+    then those in `scaled` with ``"lr_scale": lr_scale`` (e.g. BYOL's predictor
+    at a multiple of the rest's rate). Order within each group is `params`'s.
+
+    Args:
+        params: iterable of parameters (or an nn.Module).
+        scaled: iterable of parameters (or an nn.Module) to give the scale.
+        lr_scale: the multiple of the base rate for `scaled`.
+    """
+    ids = {id(p) for p in _params(scaled)}
+    params = list(_params(params))
+    return [
+        {"params": [p for p in params if id(p) not in ids]},
+        {"params": [p for p in params if id(p) in ids], "lr_scale": lr_scale},
+    ]
+
+
 def _params(params):
     return params.parameters() if isinstance(params, torch.nn.Module) else params
 

@@ -11,7 +11,7 @@ from csl_ext.encoders.resnet import ResNetEncoder
 from csl_ext.losses.byol import byol_loss
 from csl_ext.methods import build_method
 from csl_ext.methods.byol import byol_tau
-from csl_ext.optim import LARS, exclude_from_wd_and_adaptation, make_optimizer, warmup_cosine_lambda
+from csl_ext.optim import LARS, exclude_from_wd_and_adaptation, lr_scale_groups, make_optimizer, warmup_cosine_lambda
 
 
 def test_warmup_cosine():
@@ -58,6 +58,14 @@ def test_make_optimizer_lr_scale(name):
     assert all("lr_scale" not in g for g in opt.param_groups)
     with pytest.raises(ValueError, match="lr_scale must be a number > 0"):
         make_optimizer(name, [{"params": [w], "lr_scale": 0.0}], lr=0.5, total_steps=10)
+
+
+def test_lr_scale_groups_split_off_a_submodule():
+    net = torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.Linear(3, 4), torch.nn.Linear(4, 1))
+    rest, scaled = lr_scale_groups(net, net[1], 10.0)
+    assert [id(p) for p in rest["params"]] == [id(p) for m in (net[0], net[2]) for p in m.parameters()]
+    assert [id(p) for p in scaled["params"]] == [id(p) for p in net[1].parameters()]
+    assert "lr_scale" not in rest and scaled["lr_scale"] == 10.0
 
 
 def test_byol_loss_and_tau():
