@@ -39,7 +39,7 @@ from csl_ext.train.example import run_example
 # 80 epochs (880 steps, ~5 minutes) leave a clearer margin: 0.983.
 # And optimizer="lars" at base_lr 1.0 (SimCLR's optimiser and its example's rate) rather than [0]'s SGD:
 #   at 880 steps they tie (MLP / linear / kNN 0.986 / 0.981 / 0.972 against SGD's 0.989 / 0.983 / 0.967),
-#   at 75 steps of 256 only LARS beats the random init (docs/quality.md: 0.894 / 0.848 linear / kNN
+#   at 75 steps of 256 only LARS beats the random init (docs/quality.md: 0.901 / 0.857 linear / kNN
 #   against SGD's 0.787 / 0.808 and the random init's 0.859 / 0.840, 3 seeds).
 KWARGS = {
     "arch": "resnet18",
