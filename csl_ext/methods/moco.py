@@ -266,7 +266,8 @@ class MoCoV2(Method):
     def configure_optimizer(self, batch_size, total_steps, steps_per_epoch):
         self.current_momentum = ema_momentum(self.momentum, total_steps, self.short_run_fraction)
         span, memory = self.queue_size / self._keys_per_step(batch_size), 1 / (1 - self.current_momentum)
-        if span > memory / 2:
+        # one step of keys is the shortest queue there is (it must hold whole steps): nothing to advise
+        if span > 1 and span > memory / 2:
             warnings.warn(
                 f"moco_v2: the queue (queue_size={self.queue_size}) holds the keys of the last {span:g} steps, "
                 f"but the key encoder (m = {self.current_momentum:.3f} in this run) remembers about {memory:.1f}: "

@@ -12,7 +12,8 @@ from csl_ext.methods import METHODS, build_method
 # Tiny configurations of each method: seconds per step on two CPU cores.
 TINY = {
     "simclr": dict(arch="resnet18", width=8, hidden_dim=64, proj_dim=32, warmup_epochs=0),
-    "moco_v2": dict(arch="resnet18", width=8, hidden_dim=64, proj_dim=32, queue_size=64),
+    # one step of keys: over 12 steps the key encoder remembers about one
+    "moco_v2": dict(arch="resnet18", width=8, hidden_dim=64, proj_dim=32, queue_size=32),
     "byol": dict(arch="resnet18", width=8, hidden_dim=64, proj_dim=32, warmup_epochs=0),
     "amdim": dict(ndf=16, n_rkhs=64, depth=1, lr=1e-3, warmup_steps=0),
     "cpc_v2": dict(blocks=(1, 1), width=8, context_blocks=1, lr=1e-3),

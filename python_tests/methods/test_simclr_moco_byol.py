@@ -280,6 +280,8 @@ def test_moco_warns_when_the_queue_outlives_the_key_encoders_memory():
     assert "queue_size=1024" in message and "last 4 steps" in message and "at most 768" in message
     assert configure(256, 0.9, 75) == []  # 1 step of keys
     assert configure(65536, 0.999, 10**6) == []  # the paper: 256 steps against a memory of 1000
+    # 12 steps: memory 1.2 steps; one step of keys is the shortest queue there is, so no advice to shrink it
+    assert configure(256, 0.9, 12) == []
     # symmetric: both views' keys join the queue, 512 a step at batch 256
     (message,) = configure(2048, 0.9, 75, symmetric=True)
     assert "last 4 steps" in message and "at most 1536" in message
