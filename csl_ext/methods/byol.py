@@ -28,7 +28,7 @@ from csl_ext.methods.budget import (
     warmup_steps,
 )
 from csl_ext.methods.registry import register
-from csl_ext.optim.factory import lr_scale_groups
+from csl_ext.optim import lr_scale_groups
 
 # lr per 256 images of each optimiser: LARS is [0]'s (Sec. C).
 DEFAULT_BASE_LR = {"lars": 0.2, "sgd": 0.05, "adam": 1e-3}
